@@ -1,0 +1,260 @@
+/// One Raft server as a deterministic state machine with no I/O (after etcd-io/raft).
+///
+/// The driver feeds it `tick()`s, peer messages (`step`), proposals and reads, and repeatedly
+/// takes a `Ready` (see its contract), handles it and calls `advance`. Time exists only as
+/// ticks and randomness only as the seeded generator passed at creation, so a run is replayed
+/// exactly from its inputs.
+public struct RaftNode: Sendable {
+    public let configuration: RaftConfiguration
+    public var id: NodeID { configuration.id }
+
+    var log: RaftLog
+    /// Figure 2's persistent state (with `log`).
+    var currentTerm: Term
+    var votedFor: NodeID?
+    /// The leader of `currentTerm` as far as this node knows.
+    var leaderID: NodeID?
+    var role: Role
+
+    /// Ticks since the last election-timer reset (follower and candidate), or since the last
+    /// CheckQuorum round (leader).
+    var electionElapsed = 0
+    var randomizedElectionTimeout = 0
+    /// Ticks since this node started; used to expire forwarded reads.
+    var ticksElapsed: UInt64 = 0
+    var random: SplitMix64
+
+    /// The latest snapshot this node holds, sent to followers that need compacted entries.
+    var snapshot: Snapshot?
+    /// A snapshot being received in chunks from the leader.
+    var incomingSnapshot: Snapshot?
+    /// A received snapshot to hand to the driver in the next `Ready`.
+    var snapshotToInstall: Snapshot?
+
+    var outbox: [Message] = []
+    var readStates: [ReadState] = []
+    /// Reads this follower forwarded to a leader and is waiting on.
+    var forwardedReads: [ReadRequestID: ForwardedRead] = [:]
+
+    /// The hard state last handed out for persistence.
+    var lastHandedOutHardState: HardState
+    /// Highest log index the driver confirmed durable; a leader counts itself only up to here.
+    var persistedIndex: LogIndex
+    var readyOutstanding = false
+
+    enum Role: Sendable {
+        case follower
+        case preCandidate(votes: [NodeID: Bool])
+        case candidate(votes: [NodeID: Bool])
+        case leader(LeaderState)
+    }
+
+    struct ForwardedRead: Sendable {
+        var leader: NodeID
+        var sentAtTick: UInt64
+    }
+
+    /// Creates a node from what its storage holds.
+    /// - Parameters:
+    ///   - state: what `LogStorage.load()` returned.
+    ///   - bootstrap: the membership to use while neither the log nor a snapshot names one.
+    ///   - appliedIndex: the state machine's applied index. If `state` has a snapshot, the state
+    ///     machine must already hold at least that snapshot.
+    ///   - seed: seeds this node's election-timeout generator.
+    public init(
+        configuration: RaftConfiguration, state: PersistentState, bootstrap: ClusterMembership,
+        appliedIndex: LogIndex = .zero, seed: UInt64
+    ) throws(ConfigurationError) {
+        try configuration.validate()
+        self.configuration = configuration
+        self.log = try RaftLog(state: state, bootstrap: bootstrap, appliedIndex: appliedIndex)
+        self.currentTerm = state.hardState.currentTerm
+        self.votedFor = state.hardState.votedFor
+        self.leaderID = nil
+        self.role = .follower
+        self.random = SplitMix64(seed: seed)
+        self.snapshot = state.snapshot
+        self.persistedIndex = log.lastIndex
+        self.lastHandedOutHardState = state.hardState
+        resetElectionTimer()
+    }
+
+    // MARK: Reading state
+
+    /// A summary of this node's state.
+    public var status: RaftStatus {
+        RaftStatus(
+            id: id, role: roleName, currentTerm: currentTerm, votedFor: votedFor, leaderID: leaderID,
+            commitIndex: log.committed, appliedIndex: log.applied, lastLogIndex: log.lastIndex,
+            lastLogTerm: log.lastTerm, snapshotIndex: log.snapshotIndex, membership: log.membership,
+            transferTarget: leaderState?.transfer?.target)
+    }
+
+    public var roleName: RaftRole {
+        switch role {
+        case .follower: return .follower
+        case .preCandidate: return .preCandidate
+        case .candidate: return .candidate
+        case .leader: return .leader
+        }
+    }
+
+    public var isLeader: Bool { roleName == .leader }
+
+    /// The log entries held in memory (those after the latest snapshot).
+    public var entries: [Entry] { log.entries }
+
+    /// The term of the entry at `index`, if this node still holds it.
+    public func term(at index: LogIndex) -> Term? { log.term(at: index) }
+
+    /// The latest snapshot this node holds.
+    public var latestSnapshot: Snapshot? { snapshot }
+
+    var leaderState: LeaderState? {
+        if case .leader(let state) = role { return state }
+        return nil
+    }
+
+    // MARK: Ready / advance
+
+    /// Whether `takeReady()` has anything for the driver.
+    public var hasReady: Bool {
+        if !outbox.isEmpty || !readStates.isEmpty || snapshotToInstall != nil || log.hasUnstable { return true }
+        if currentHardState != lastHandedOutHardState { return true }
+        if !log.entriesToApply(maxCount: 1).isEmpty { return true }
+        if let leader = leaderState, leader.replicationPending || leader.readRoundPending { return true }
+        return false
+    }
+
+    /// Hands out everything the driver must do next. See `Ready` for the order in which it must
+    /// be done; call `advance(_:)` afterwards and nothing else on this node in between.
+    public mutating func takeReady() -> Ready {
+        precondition(!readyOutstanding, "takeReady called twice without advance")
+        flushLeaderOutput()
+        var ready = Ready()
+        let hardState = currentHardState
+        if hardState != lastHandedOutHardState {
+            ready.hardState = hardState
+            ready.mustSync =
+                hardState.currentTerm != lastHandedOutHardState.currentTerm
+                || hardState.votedFor != lastHandedOutHardState.votedFor
+            lastHandedOutHardState = hardState
+        }
+        ready.snapshot = snapshotToInstall
+        snapshotToInstall = nil
+        ready.entries = log.takeUnstable()
+        if !ready.entries.isEmpty || ready.snapshot != nil { ready.mustSync = true }
+        ready.messages = outbox
+        outbox = []
+        ready.committedEntries = log.entriesToApply(maxCount: configuration.applyEntriesPerReadyMax)
+        if let last = ready.committedEntries.last { log.applying = last.index }
+        ready.readStates = readStates
+        readStates = []
+        readyOutstanding = true
+        return ready
+    }
+
+    /// Confirms that the driver persisted, sent and applied `ready`.
+    public mutating func advance(_ ready: Ready) {
+        precondition(readyOutstanding, "advance called without takeReady")
+        readyOutstanding = false
+        persistedIndex = log.unstableFrom.previous
+        log.applied = log.applying
+        withLeader { node, leader in node.maybeCommit(&leader) }
+    }
+
+    var currentHardState: HardState {
+        HardState(currentTerm: currentTerm, votedFor: votedFor, commitIndex: log.committed)
+    }
+
+    // MARK: Inputs
+
+    /// Advances logical time by one tick: election timeouts on followers and candidates;
+    /// heartbeats, CheckQuorum and transfer timeouts on leaders.
+    public mutating func tick() {
+        ticksElapsed += 1
+        expireForwardedReads()
+        switch role {
+        case .leader:
+            tickLeader()
+        case .follower, .preCandidate, .candidate:
+            electionElapsed += 1
+            if electionElapsed >= randomizedElectionTimeout {
+                electionElapsed = 0
+                if isVoter { campaign() } else { resetElectionTimer() }
+            }
+        }
+    }
+
+    /// Starts an election now, with PreVote first if configured (as when the timer fires).
+    public mutating func campaign() {
+        guard isVoter, !isLeader else { return }
+        startElection(preVote: configuration.preVote, isLeadershipTransfer: false)
+    }
+
+    /// Handles one message from a peer. Throws, leaving the node unchanged, if the message is
+    /// malformed; the driver should log and drop it.
+    public mutating func step(_ message: Message) throws(StepError) {
+        precondition(!readyOutstanding, "step called between takeReady and advance")
+        try validate(message)
+        guard admitTerm(of: message) else { return }
+        switch message.body {
+        case .requestVote(let request):
+            handleRequestVote(message, request)
+        case .requestVoteResponse(let response):
+            handleVoteResponse(message, response)
+        case .appendEntries(let request):
+            recognizeLeader(message.from)
+            handleAppendEntries(message, request)
+        case .appendEntriesResponse(let response):
+            try withLeaderThrowing { node, leader throws(StepError) in
+                try node.handleAppendResponse(message, response, &leader)
+            }
+        case .installSnapshot(let request):
+            recognizeLeader(message.from)
+            handleInstallSnapshot(message, request)
+        case .installSnapshotResponse(let response):
+            withLeader { node, leader in node.handleSnapshotResponse(message, response, &leader) }
+        case .timeoutNow:
+            if isVoter, !isLeader { startElection(preVote: false, isLeadershipTransfer: true) }
+        case .readIndexRequest(let request):
+            handleReadIndexRequest(from: message.from, request)
+        case .readIndexResponse(let response):
+            handleReadIndexResponse(response)
+        }
+    }
+
+    var isVoter: Bool { log.membership.voters.contains(id) }
+
+    mutating func send(_ to: NodeID, _ body: Message.Body, term: Term? = nil) {
+        outbox.append(Message(from: id, to: to, term: term ?? currentTerm, body: body))
+    }
+
+    mutating func resetElectionTimer() {
+        electionElapsed = 0
+        let spread = UInt64(configuration.electionTimeoutTicks)
+        randomizedElectionTimeout = configuration.electionTimeoutTicks + Int(random.next() % spread)
+    }
+
+    /// Runs `body` on the leader state in place; does nothing unless this node leads. `body`
+    /// must not change `role` (it may ask to step down through the returned leader state).
+    @discardableResult
+    mutating func withLeader<R>(_ body: (inout RaftNode, inout LeaderState) -> R) -> R? {
+        guard case .leader(var leader) = role else { return nil }
+        role = .follower  // Placeholder while `leader` is mutated without a copy.
+        let result = body(&self, &leader)
+        role = .leader(leader)
+        if let reason = leader.stepDownRequested { stepDownAsLeader(reason) }
+        return result
+    }
+
+    mutating func withLeaderThrowing<E: Error>(_ body: (inout RaftNode, inout LeaderState) throws(E) -> Void) throws(E) {
+        guard case .leader(var leader) = role else { return }
+        role = .follower
+        defer {
+            role = .leader(leader)
+            if let reason = leader.stepDownRequested { stepDownAsLeader(reason) }
+        }
+        try body(&self, &leader)
+    }
+}
