@@ -1,0 +1,1 @@
+// Linearizability checker: see Checker.swift.

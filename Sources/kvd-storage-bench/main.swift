@@ -1,0 +1,1 @@
+print("kvd-storage-bench: being written")
