@@ -1,0 +1,24 @@
+/// Every limit of the state machine, named, with a default (BRIEF §7). The same values must be
+/// configured on every replica: they influence what applying an entry does.
+public struct KVLimits: Hashable, Sendable {
+    /// Longest key, in bytes.
+    public var keyBytesMax = 1024
+    /// Longest value, in bytes.
+    public var valueBytesMax = 1 << 20
+    /// Shortest lease TTL; about twice the election timeout, so that a lease survives a failover.
+    public var leaseTTLMillisMin: UInt64 = 1000
+    /// Longest lease TTL.
+    public var leaseTTLMillisMax: UInt64 = 7 * 24 * 3600 * 1000
+    /// Most live leases.
+    public var leasesMax = 100_000
+    /// Most waiters queued on one lock.
+    public var lockWaitersMax = 1024
+    /// Most live client sessions; registering one more evicts the least recently used.
+    public var sessionsMax = 10_000
+    /// A session unused for this long (in leader-stamped time) is expired.
+    public var sessionTimeoutMillis: UInt64 = 10 * 60 * 1000
+    /// Most keys one prefix listing returns.
+    public var listLimitMax = 10_000
+
+    public init() {}
+}

@@ -1,0 +1,75 @@
+/// The state machine's tables. Keys, leases, locks, fences and sessions live in SQLite beside the
+/// Raft log; `kv_meta` holds the applied index, so that state and applied index commit together.
+enum KVSchema {
+    static let version: Int64 = 1
+
+    static let statements = [
+        """
+        CREATE TABLE IF NOT EXISTS kv_meta(
+            name TEXT PRIMARY KEY,
+            value INTEGER NOT NULL
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS kv_keys(
+            key BLOB PRIMARY KEY,
+            value BLOB NOT NULL,
+            create_index INTEGER NOT NULL,
+            mod_index INTEGER NOT NULL,
+            lease INTEGER
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX IF NOT EXISTS kv_keys_by_lease ON kv_keys(lease) WHERE lease IS NOT NULL",
+        """
+        CREATE TABLE IF NOT EXISTS kv_leases(
+            id INTEGER PRIMARY KEY,
+            ttl_ms INTEGER NOT NULL,
+            remaining_ms INTEGER NOT NULL,
+            epoch INTEGER NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS kv_locks(
+            name BLOB PRIMARY KEY,
+            lease INTEGER NOT NULL,
+            token INTEGER NOT NULL
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX IF NOT EXISTS kv_locks_by_lease ON kv_locks(lease)",
+        """
+        CREATE TABLE IF NOT EXISTS kv_lock_waiters(
+            name BLOB NOT NULL,
+            seq INTEGER NOT NULL,
+            lease INTEGER NOT NULL,
+            PRIMARY KEY(name, seq)
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX IF NOT EXISTS kv_lock_waiters_by_lease ON kv_lock_waiters(lease)",
+        """
+        CREATE TABLE IF NOT EXISTS kv_fences(
+            name BLOB PRIMARY KEY,
+            token INTEGER NOT NULL
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS kv_sessions(
+            client INTEGER PRIMARY KEY,
+            last_seq INTEGER NOT NULL,
+            last_reply BLOB,
+            last_active_ms INTEGER NOT NULL
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS kv_sessions_by_activity ON kv_sessions(last_active_ms, client)",
+    ]
+
+    /// Tables a snapshot copies, in restore order, with their columns.
+    static let snapshotTables: [(name: String, columns: [String])] = [
+        ("kv_meta", ["name", "value"]),
+        ("kv_keys", ["key", "value", "create_index", "mod_index", "lease"]),
+        ("kv_leases", ["id", "ttl_ms", "remaining_ms", "epoch"]),
+        ("kv_locks", ["name", "lease", "token"]),
+        ("kv_lock_waiters", ["name", "seq", "lease"]),
+        ("kv_fences", ["name", "token"]),
+        ("kv_sessions", ["client", "last_seq", "last_reply", "last_active_ms"]),
+    ]
+}

@@ -1,0 +1,162 @@
+public import RaftCore
+
+/// Keys: Redis-style SET/DEL/INCR plus compare-and-swap, each optionally fenced by a lock token.
+extension KVStateMachine {
+    /// One stored key.
+    public struct Record: Hashable, Sendable {
+        public var value: [UInt8]
+        /// Index of the entry that created the key.
+        public var createIndex: UInt64
+        /// Index of the entry that last modified it.
+        public var modIndex: UInt64
+        /// The lease the key is attached to, if any.
+        public var leaseID: UInt64?
+    }
+
+    /// The key's record, or nil if it does not exist.
+    public func get(_ key: [UInt8]) throws(StorageError) -> Record? {
+        do { return try record(key) } catch { throw error.storageError }
+    }
+
+    /// How many of `keys` exist (a key named twice counts twice, as in Redis).
+    public func countExisting(_ keys: [[UInt8]]) throws(StorageError) -> Int {
+        var count = 0
+        for key in keys where try get(key) != nil { count += 1 }
+        return count
+    }
+
+    /// Keys starting with `prefix` in byte order, at most `limit` (capped by `listLimitMax`).
+    public func list(prefix: [UInt8], limit: Int) throws(StorageError) -> [(key: [UInt8], record: Record)] {
+        let bound = min(max(limit, 0), limits.listLimitMax)
+        var rows: [(key: [UInt8], record: Record)] = []
+        let upper = Self.prefixUpperBound(prefix)
+        let sql =
+            upper == nil
+            ? "SELECT key, value, create_index, mod_index, lease FROM kv_keys WHERE key >= ?1 ORDER BY key LIMIT ?3"
+            : "SELECT key, value, create_index, mod_index, lease FROM kv_keys WHERE key >= ?1 AND key < ?2 ORDER BY key LIMIT ?3"
+        do {
+            try db.statement(sql).forEachRow(
+                [.blob(prefix), upper.map { .blob($0) } ?? .null, .integer(Int64(bound))], mapError: { $0 }
+            ) { row throws(SQLiteError) in
+                rows.append((row.blob(at: 0), Self.readRecord(row, from: 1)))
+            }
+        } catch { throw error.storageError }
+        return rows
+    }
+
+    /// The smallest byte string greater than every string starting with `prefix`, or nil if none
+    /// exists (the prefix is empty or all 0xFF).
+    static func prefixUpperBound(_ prefix: [UInt8]) -> [UInt8]? {
+        var bound = prefix
+        while let last = bound.last {
+            if last < 0xFF {
+                bound[bound.count - 1] = last + 1
+                return bound
+            }
+            bound.removeLast()
+        }
+        return nil
+    }
+
+    func record(_ key: [UInt8]) throws(SQLiteError) -> Record? {
+        let statement = try db.statement("SELECT value, create_index, mod_index, lease FROM kv_keys WHERE key = ?")
+        defer { statement.reset() }
+        try statement.bind(.blob(key))
+        return try statement.step() ? Self.readRecord(statement, from: 0) : nil
+    }
+
+    static func readRecord(_ row: SQLiteStatement, from column: Int32) -> Record {
+        Record(
+            value: row.blob(at: column), createIndex: UInt64(row.int64(at: column + 1)),
+            modIndex: UInt64(row.int64(at: column + 2)),
+            leaseID: row.isNull(at: column + 3) ? nil : UInt64(row.int64(at: column + 3)))
+    }
+
+    func store(_ key: [UInt8], _ value: [UInt8], createIndex: UInt64, modIndex: UInt64, lease: UInt64?) throws(SQLiteError) {
+        try db.execute(
+            """
+            INSERT INTO kv_keys(key, value, create_index, mod_index, lease) VALUES(?, ?, ?, ?, ?)
+            ON CONFLICT(key) DO UPDATE SET value = excluded.value, mod_index = excluded.mod_index, lease = excluded.lease
+            """, .blob(key), .blob(value), .integer(Int64(createIndex)), .integer(Int64(modIndex)),
+            lease.map { .integer(Int64($0)) } ?? .null)
+    }
+
+    /// Refuses keys and values beyond the limits. Checked again here (not only when proposing)
+    /// so that every replica agrees whatever the proposer did.
+    func checkSizes(_ key: [UInt8], _ value: [UInt8]? = nil) -> KVError? {
+        if key.count > limits.keyBytesMax { return .limitExceeded("key is \(key.count) bytes; the limit is \(limits.keyBytesMax)") }
+        if let value, value.count > limits.valueBytesMax {
+            return .limitExceeded("value is \(value.count) bytes; the limit is \(limits.valueBytesMax)")
+        }
+        return nil
+    }
+
+    func put(
+        _ key: [UInt8], _ value: [UInt8], condition: PutCondition, lease: UInt64?, fence: FenceCondition?, index: UInt64
+    ) throws(SQLiteError) -> KVResult {
+        if let error = checkSizes(key, value) { return .error(error) }
+        if let error = try checkFence(fence) { return .error(error) }
+        if let lease, try leaseRecord(lease) == nil { return .error(.leaseNotFound(lease)) }
+        let existing = try record(key)
+        switch condition {
+        case .always: break
+        case .ifAbsent: if existing != nil { return .notApplied }
+        case .ifPresent: if existing == nil { return .notApplied }
+        }
+        // As in Redis, SET replaces the value and drops any previous expiry (here: lease).
+        try store(key, value, createIndex: existing?.createIndex ?? index, modIndex: index, lease: lease)
+        return .ok
+    }
+
+    func delete(_ keys: [[UInt8]], fence: FenceCondition?) throws(SQLiteError) -> KVResult {
+        if let error = try checkFence(fence) { return .error(error) }
+        var count: Int64 = 0
+        for key in keys {
+            try db.execute("DELETE FROM kv_keys WHERE key = ?", .blob(key))
+            count += Int64(db.changes)
+        }
+        return .deleted(count: count)
+    }
+
+    func compareAndSwap(
+        _ key: [UInt8], expected: CASExpectation, value: [UInt8], fence: FenceCondition?, index: UInt64
+    ) throws(SQLiteError) -> KVResult {
+        if let error = checkSizes(key, value) { return .error(error) }
+        if let error = try checkFence(fence) { return .error(error) }
+        let existing = try record(key)
+        let matches: Bool
+        switch expected {
+        case .value(let old): matches = existing?.value == old
+        case .absent: matches = existing == nil
+        case .modIndex(let modIndex): matches = existing?.modIndex == modIndex
+        }
+        guard matches else { return .swapped(false, modIndex: existing?.modIndex ?? 0) }
+        try store(key, value, createIndex: existing?.createIndex ?? index, modIndex: index, lease: existing?.leaseID)
+        return .swapped(true, modIndex: index)
+    }
+
+    /// Redis INCRBY: a missing key counts as 0; the value must be a decimal 64-bit integer.
+    func increment(_ key: [UInt8], by delta: Int64, fence: FenceCondition?, index: UInt64) throws(SQLiteError) -> KVResult {
+        if let error = checkSizes(key) { return .error(error) }
+        if let error = try checkFence(fence) { return .error(error) }
+        let existing = try record(key)
+        var current: Int64 = 0
+        if let existing {
+            guard let parsed = Self.parseInteger(existing.value) else { return .error(.notInteger) }
+            current = parsed
+        }
+        let (sum, overflow) = current.addingReportingOverflow(delta)
+        if overflow { return .error(.overflow) }
+        try store(key, Array(String(sum).utf8), createIndex: existing?.createIndex ?? index, modIndex: index,
+            lease: existing?.leaseID)
+        return .integer(sum)
+    }
+
+    /// Parses a decimal integer exactly as Redis accepts it: optional minus, digits, no spaces.
+    static func parseInteger(_ bytes: [UInt8]) -> Int64? {
+        guard !bytes.isEmpty, bytes.count <= 20 else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let value = Int64(text), String(value) == text else { return nil }
+        return value
+    }
+}

@@ -1,1 +1,0 @@
-// Linearizability checker: see Checker.swift.
