@@ -169,3 +169,9 @@ public final class SQLiteConnection {
     /// True when no transaction is open.
     public var isAutocommit: Bool { sqlite3_get_autocommit(handle) != 0 }
 }
+
+/// Facts about the linked SQLite library.
+public enum SQLiteLibrary {
+    /// The library's version, e.g. "3.40.1".
+    public static var version: String { String(cString: sqlite3_libversion()) }
+}
