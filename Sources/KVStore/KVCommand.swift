@@ -163,6 +163,9 @@ public enum KVError: Error, Hashable, Sendable, CustomStringConvertible {
 /// Something that happened to others while applying one entry, for the daemon to act on:
 /// wake a lock waiter, count an expiry.
 public enum KVEvent: Hashable, Sendable {
+    case leaseGranted(leaseID: UInt64, ttlMillis: UInt64)
+    /// A keepalive moved the lease to `epoch` with a full TTL again.
+    case leaseRenewed(leaseID: UInt64, epoch: UInt64, ttlMillis: UInt64)
     case lockGranted(name: [UInt8], leaseID: UInt64, token: UInt64)
     case leaseEnded(leaseID: UInt64, expired: Bool)
     case sessionExpired(clientID: UInt64)

@@ -54,7 +54,7 @@ extension KVStateMachine {
     }
 
     /// The lease id is the index of the granting entry: unique, never reused.
-    func grantLease(ttlMillis: UInt64, index: UInt64) throws(SQLiteError) -> KVResult {
+    func grantLease(ttlMillis: UInt64, index: UInt64, events: inout [KVEvent]) throws(SQLiteError) -> KVResult {
         guard ttlMillis >= limits.leaseTTLMillisMin else { return .error(.ttlTooShort(minimumMillis: limits.leaseTTLMillisMin)) }
         guard ttlMillis <= limits.leaseTTLMillisMax else {
             return .error(.limitExceeded("TTL above the maximum of \(limits.leaseTTLMillisMax) ms"))
@@ -64,13 +64,15 @@ extension KVStateMachine {
         try db.execute(
             "INSERT INTO kv_leases(id, ttl_ms, remaining_ms, epoch) VALUES(?, ?, ?, 0)", .integer(Int64(index)),
             .integer(Int64(ttlMillis)), .integer(Int64(ttlMillis)))
+        events.append(.leaseGranted(leaseID: index, ttlMillis: ttlMillis))
         return .leaseGranted(leaseID: index, ttlMillis: ttlMillis)
     }
 
-    func keepAlive(_ id: UInt64) throws(SQLiteError) -> KVResult {
+    func keepAlive(_ id: UInt64, events: inout [KVEvent]) throws(SQLiteError) -> KVResult {
         guard let lease = try leaseRecord(id) else { return .error(.leaseNotFound(id)) }
         try db.execute(
             "UPDATE kv_leases SET remaining_ms = ttl_ms, epoch = epoch + 1 WHERE id = ?", .integer(Int64(id)))
+        events.append(.leaseRenewed(leaseID: id, epoch: lease.epoch + 1, ttlMillis: lease.ttlMillis))
         return .leaseRenewed(ttlMillis: lease.ttlMillis)
     }
 

@@ -12,6 +12,10 @@ extension KVStateMachine {
     public struct LockHolder: Hashable, Sendable {
         public var leaseID: UInt64
         public var token: UInt64
+        public init(leaseID: UInt64, token: UInt64) {
+            self.leaseID = leaseID
+            self.token = token
+        }
     }
 
     /// Who holds `name`, or nil if it is free.

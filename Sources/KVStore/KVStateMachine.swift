@@ -140,9 +140,9 @@ public final class KVStateMachine {
         case .increment(let key, let delta, let fence):
             return try increment(key, by: delta, fence: fence, index: index)
         case .leaseGrant(let ttl):
-            return try grantLease(ttlMillis: ttl, index: index)
+            return try grantLease(ttlMillis: ttl, index: index, events: &events)
         case .leaseKeepAlive(let id):
-            return try keepAlive(id)
+            return try keepAlive(id, events: &events)
         case .leaseRevoke(let id):
             return try endLease(id, expired: false, index: index, events: &events) ? .leaseRevoked : .error(.leaseNotFound(id))
         case .leaseExpire(let id, let term, let epoch):
