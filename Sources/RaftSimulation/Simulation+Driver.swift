@@ -1,0 +1,148 @@
+import RaftCore
+
+/// The driver loop of one server, following `Ready`'s contract step by step: persist (fsync
+/// when asked), send, restore a snapshot, apply committed entries, answer reads, advance.
+extension Simulation {
+    /// Handles `Ready`s until the node has nothing more to do.
+    func drive(_ server: SimServer) throws(InvariantViolation) {
+        while server.node?.hasReady == true {
+            try handleOneReady(server)
+            guard server.isRunning else { return }
+        }
+        try serveReadyReads(server)
+    }
+
+    private func handleOneReady(_ server: SimServer) throws(InvariantViolation) {
+        guard let ready = server.node?.takeReady(), let node = server.node else { return }
+        if let first = ready.entries.first {
+            let previous = ready.snapshot.map { $0.metadata.lastIncludedTerm } ?? node.term(at: first.index.previous)
+            try checker.checkWritten(ready.entries, previousTerm: previous ?? .zero, on: server.id)
+        }
+        do {
+            try server.storage.persist(
+                hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot, sync: ready.mustSync)
+        } catch {
+            throw InvariantViolation(invariant: "Storage contract", detail: "node \(server.id): \(error)")
+        }
+        if server.crashPoint == .afterPersist { return crash(server, point: .afterPersist) }
+        for message in ready.messages { try send(message, from: server) }
+        if server.crashPoint == .afterSend { return crash(server, point: .afterSend) }
+        if let snapshot = ready.snapshot {
+            do {
+                try server.machine.restore(snapshot.data, metadata: snapshot.metadata)
+            } catch {
+                throw InvariantViolation(invariant: "Snapshot contract", detail: "node \(server.id): \(error)")
+            }
+            try checker.checkDigest(server.machine, on: server.id)
+        }
+        let commitIndex = node.status.commitIndex
+        for entry in ready.committedEntries { try apply(entry, on: server, commitIndex: commitIndex) }
+        for state in ready.readStates { answer(state, on: server) }
+        server.node?.advance(ready)
+        if server.crashPoint == .afterReady { crash(server, point: .afterReady) }
+    }
+
+    private func send(_ message: Message, from server: SimServer) throws(InvariantViolation) {
+        try checker.recordSent(message)
+        switch message.body {
+        case .requestVote(let request) where request.isPreVote: break
+        case .requestVoteResponse(let response) where response.isPreVote && response.voteGranted: break
+        default: server.exposedTerm = max(server.exposedTerm, message.term)
+        }
+        if case .requestVoteResponse(let response) = message.body, response.voteGranted, !response.isPreVote,
+            faultsEnabled, server.crashPoint == nil, random.chance(perMille: parameters.crashAfterVotePerMille)
+        {
+            // Targeted fault: a vote is the state most easily lost by a careless disk path.
+            server.crashPoint = .afterReady
+        }
+        transmit(message)
+    }
+
+    private func apply(_ entry: Entry, on server: SimServer, commitIndex: LogIndex) throws(InvariantViolation) {
+        try checker.checkApplied(entry, on: server.id, commitIndex: commitIndex)
+        do {
+            _ = try server.machine.apply(entry)
+        } catch {
+            throw InvariantViolation(invariant: "State machine contract", detail: "node \(server.id): \(error)")
+        }
+        try checker.checkDigest(server.machine, on: server.id)
+        guard let write = server.pendingWrites.removeValue(forKey: entry.index) else { return }
+        // The proposal took effect if and only if the entry applied at its index has its term.
+        guard entry.term == write.term else { return }
+        checker.recordAcked(key: write.key, AckedWrite(operation: write.operation, index: entry.index))
+        stats.acknowledgedWrites += 1
+        record(.acknowledged(server.id, operation: write.operation, index: entry.index, term: entry.term))
+        if livenessOperations.contains(write.operation) { livenessAcknowledged = true }
+    }
+
+    private func answer(_ state: ReadState, on server: SimServer) {
+        guard let read = server.pendingReads.removeValue(forKey: state.id) else { return }
+        switch state.outcome {
+        case .ready(let index):
+            server.readyReads.append((read, index))
+        case .failed(let error):
+            stats.failedReads += 1
+            record(.readFailed(server.id, state.id, error.description))
+        }
+    }
+
+    /// Serves every read whose index the state machine has reached, checking what it observes.
+    func serveReadyReads(_ server: SimServer) throws(InvariantViolation) {
+        guard !server.readyReads.isEmpty else { return }
+        var waiting: [(read: SimServer.PendingRead, index: LogIndex)] = []
+        for (read, index) in server.readyReads {
+            guard server.machine.appliedIndex >= index else {
+                waiting.append((read, index))
+                continue
+            }
+            record(.readServed(server.id, read.id, readIndex: index, applied: server.machine.appliedIndex))
+            try checker.checkRead(read, readIndex: index, machine: server.machine, on: server.id)
+            stats.servedReads += 1
+        }
+        server.readyReads = waiting
+    }
+
+    /// Crashes `server`: in-memory state is gone, unsynced writes are lost.
+    func crash(_ server: SimServer, point: SimServer.CrashPoint?) {
+        record(.crash(server.id, point: point?.rawValue ?? "between events"))
+        server.crash()
+        server.restartAt = now + UInt64(random.within(3...60))
+        stats.crashes += 1
+    }
+
+    /// Restarts `server` from what its disk holds.
+    func restart(_ server: SimServer) throws(InvariantViolation) {
+        let state: PersistentState
+        do { state = try server.storage.load() } catch {
+            throw InvariantViolation(invariant: "Storage contract", detail: "node \(server.id) cannot load: \(error)")
+        }
+        try checker.checkRestart(server, state: state)
+        var machine = KeyValueRegister()
+        if let snapshot = state.snapshot {
+            do { try machine.restore(snapshot.data, metadata: snapshot.metadata) } catch {
+                throw InvariantViolation(invariant: "Snapshot contract", detail: "node \(server.id): \(error)")
+            }
+            try checker.checkDigest(machine, on: server.id)
+        }
+        let applied = state.snapshot?.metadata.lastIncludedIndex ?? .zero
+        do {
+            server.node = try RaftNode(
+                configuration: server.configuration, state: state, bootstrap: bootstrap, appliedIndex: applied,
+                seed: random.next())
+        } catch {
+            throw InvariantViolation(invariant: "Restart", detail: "node \(server.id) cannot start: \(error)")
+        }
+        server.machine = machine
+        server.incarnation += 1
+        // Only what is durable carries over; commit and applied start again from the disk. The
+        // commit is observed from the snapshot on, so the next check re-verifies the loaded
+        // commit index against everything seen committed before.
+        if let status = server.node?.status {
+            server.seen = SimServer.Observation(
+                term: status.currentTerm, role: status.role, commit: status.snapshotIndex, applied: status.appliedIndex,
+                lastIndex: status.lastLogIndex, lastTerm: status.lastLogTerm)
+            record(.restart(server.id, term: status.currentTerm, commit: status.commitIndex, snapshot: status.snapshotIndex))
+        }
+        stats.restarts += 1
+    }
+}

@@ -1,0 +1,89 @@
+public import RaftCore
+
+extension SplitMix64 {
+    /// A value in `0..<bound` (bound > 0). The modulo bias is irrelevant for fault schedules.
+    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(max(bound, 1))) }
+
+    /// A value in `range`.
+    mutating func within(_ range: ClosedRange<Int>) -> Int { range.lowerBound + below(range.count) }
+
+    /// True with probability `perMille / 1000`.
+    mutating func chance(perMille: Int) -> Bool { below(1000) < perMille }
+
+    /// One element of a non-empty array.
+    mutating func pick<T>(_ elements: [T]) -> T? { elements.isEmpty ? nil : elements[below(elements.count)] }
+}
+
+/// Everything one seed decides before the run starts: cluster size, Raft limits and the fault
+/// mix. Drawn from the seed alone, so `--seed S` replays the same cluster under the same faults.
+public struct SimulationParameters: Sendable, CustomStringConvertible {
+    /// Voters at the start: 3 for even seeds, 5 for odd ones.
+    public var nodeCount: Int
+    /// Extra server ids that start outside the cluster and may be added as learners.
+    public var spareCount = 2
+    /// The Raft configuration every server uses (its id filled in per server).
+    public var raft: RaftConfiguration
+    /// Ticks of the safety phase (faults on).
+    public var safetyTicks: Int
+    /// Message faults, in per mille of messages.
+    public var lossPerMille: Int
+    public var duplicatePerMille: Int
+    /// Most ticks a message normally travels; a few messages are held much longer (reordering).
+    public var delayMaxTicks: Int
+    public var longDelayPerMille: Int
+    /// Fault and client rates, in per mille per tick.
+    public var crashPerMille: Int
+    public var pausePerMille: Int
+    public var partitionPerMille: Int
+    public var membershipPerMille: Int
+    public var transferPerMille: Int
+    public var proposePerMille: Int
+    public var readPerMille: Int
+    public var snapshotPerMille: Int
+    /// Chance that a server which just granted a vote crashes before anything else happens.
+    public var crashAfterVotePerMille: Int
+
+    /// Draws the parameters for `seed`.
+    public init(seed: UInt64, safetyTicks: Int) {
+        var random = SplitMix64(seed: seed ^ 0x5EED_0F_C0FFEE)
+        nodeCount = seed % 2 == 0 ? 3 : 5
+        var raft = RaftConfiguration(id: NodeID(1))
+        raft.electionTimeoutTicks = 10
+        raft.heartbeatIntervalTicks = random.within(1...3)
+        // Small limits so that batching, pipelining, flow control and chunking all happen.
+        raft.entriesPerAppendMax = random.within(1...4)
+        raft.bytesPerAppendMax = random.within(40...160)
+        raft.inflightMessagesMax = random.within(1...4)
+        raft.snapshotChunkBytes = random.within(8...64)
+        raft.uncommittedBytesMax = random.within(200...2000)
+        raft.applyEntriesPerReadyMax = random.within(1...6)
+        raft.pendingReadsMax = random.within(2...16)
+        raft.checkQuorum = random.chance(perMille: 850)
+        raft.preVote = true
+        self.raft = raft
+        self.safetyTicks = safetyTicks
+        lossPerMille = random.below(150)
+        duplicatePerMille = random.below(80)
+        delayMaxTicks = random.within(1...4)
+        longDelayPerMille = random.below(40)
+        crashPerMille = random.within(2...15)
+        pausePerMille = random.below(8)
+        partitionPerMille = random.within(2...12)
+        membershipPerMille = random.below(25)
+        transferPerMille = random.below(12)
+        proposePerMille = random.within(100...600)
+        readPerMille = random.within(50...400)
+        snapshotPerMille = random.within(20...120)
+        crashAfterVotePerMille = random.below(300)
+    }
+
+    public var description: String {
+        "nodes=\(nodeCount)+\(spareCount) spare, heartbeat=\(raft.heartbeatIntervalTicks) election=\(raft.electionTimeoutTicks) "
+            + "entries/append=\(raft.entriesPerAppendMax) bytes/append=\(raft.bytesPerAppendMax) "
+            + "inflight=\(raft.inflightMessagesMax) chunk=\(raft.snapshotChunkBytes) checkQuorum=\(raft.checkQuorum); "
+            + "loss=\(lossPerMille)‰ dup=\(duplicatePerMille)‰ delay≤\(delayMaxTicks) long=\(longDelayPerMille)‰ "
+            + "crash=\(crashPerMille)‰ pause=\(pausePerMille)‰ partition=\(partitionPerMille)‰ "
+            + "membership=\(membershipPerMille)‰ transfer=\(transferPerMille)‰ snapshot=\(snapshotPerMille)‰ "
+            + "crashAfterVote=\(crashAfterVotePerMille)‰"
+    }
+}
