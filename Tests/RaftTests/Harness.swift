@@ -349,16 +349,20 @@ struct Cluster {
     /// Delivers queued messages (and whatever they cause) until the network is quiet.
     /// Returns how many were delivered.
     @discardableResult
-    mutating func deliverAll(limit: Int = 100_000, sourceLocation: SourceLocation = #_sourceLocation) -> Int {
+    /// Messages matching `holding` stay queued (delayed, not lost) for a later delivery.
+    mutating func deliverAll(
+        holding: (Message) -> Bool = { _ in false }, limit: Int = 100_000,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) -> Int {
         drainAll()
         var count = 0
-        while !queue.isEmpty {
+        while let position = queue.firstIndex(where: { !holding($0) }) {
             count += 1
             if count > limit {
                 Issue.record("network never went quiet", sourceLocation: sourceLocation)
                 return count
             }
-            deliver(queue.removeFirst())
+            deliver(queue.remove(at: position))
         }
         return count
     }

@@ -1,0 +1,92 @@
+import Testing
+
+@testable import RaftCore
+
+/// Leadership transfer (thesis §3.10).
+@Suite struct PaperTransferTests {
+    /// Thesis §3.10: the leader first brings the target's log up to date, and only then sends
+    /// TimeoutNow; the target wins at once in the next term, even though the other voters are
+    /// inside their leader lease.
+    @Test func thesis3_10_catchUpThenTimeoutNow() throws {
+        var cluster = Cluster(voters: [n1, n2, n3])
+        cluster.elect(n1)
+        // Messages to n3 are delayed, so it falls behind.
+        for text in ["a", "b", "c"] { cluster.propose(n1, text) }
+        cluster.deliverAll(holding: { $0.to == n3 })
+        #expect(cluster.lastIndex(n3) < cluster.lastIndex(n1))
+        let term = cluster[n1].currentTerm
+        try cluster[n1].transferLeadership(to: n3)
+        #expect(cluster[n1].status.transferTarget == n3)
+        cluster.deliverAll()
+        let toN3 = cluster.delivered.filter { $0.from == n1 && $0.to == n3 }
+        let timeoutNow = try #require(toN3.firstIndex { $0.isTimeoutNow })
+        let lastEntries = try #require(toN3.lastIndex { $0.appendEntries?.entries.isEmpty == false })
+        #expect(lastEntries < timeoutNow, "TimeoutNow only after the target holds the whole log")
+        #expect(toN3.filter(\.isTimeoutNow).count == 1)
+        #expect(cluster.leaders == [n3])
+        #expect(cluster[n3].currentTerm == term.next)
+        #expect(cluster[n1].roleName == .follower)
+    }
+
+    /// Thesis §3.10: while a transfer is under way the leader refuses new proposals and
+    /// membership changes (they would keep the target behind).
+    @Test func thesis3_10_proposalsRefusedDuringTransfer() throws {
+        var cluster = Cluster(voters: [n1, n2, n3])
+        cluster.elect(n1)
+        cluster.isolate(n3)
+        try cluster[n1].transferLeadership(to: n3)
+        #expect(throws: ProposalError.leadershipTransferInProgress(target: n3)) { try cluster[n1].propose(bytes("x")) }
+        #expect(throws: ProposalError.leadershipTransferInProgress(target: n3)) {
+            try cluster[n1].proposeMembershipChange(.addLearner(n4))
+        }
+    }
+
+    /// Thesis §3.10: a transfer that does not complete within an election timeout is aborted
+    /// and the leader accepts proposals again.
+    @Test func thesis3_10_transferAbortsAfterElectionTimeout() throws {
+        var cluster = Cluster(voters: [n1, n2, n3])
+        cluster.elect(n1)
+        cluster.isolate(n3)
+        try cluster[n1].transferLeadership(to: n3)
+        cluster.tick(9)
+        #expect(cluster[n1].status.transferTarget == n3)
+        cluster.tick(1)
+        #expect(cluster[n1].status.transferTarget == nil)
+        #expect(cluster[n1].isLeader)
+        let receipt = cluster.propose(n1, "after abort")
+        cluster.deliverAll()
+        #expect(cluster.commitIndex(n1) == receipt?.index)
+    }
+
+    /// Thesis §3.10: only a voter can be the target, only a leader transfers, and transferring
+    /// to oneself does nothing.
+    @Test func thesis3_10_transferPreconditions() throws {
+        var leader = makeNode(n1, voters: [n1, n2, n3], learners: [n4])
+        leader.becomeLeaderForTest()
+        #expect(throws: ProposalError.self) { try leader.transferLeadership(to: n4) }
+        #expect(throws: ProposalError.self) { try leader.transferLeadership(to: n9) }
+        try leader.transferLeadership(to: n1)
+        #expect(leader.status.transferTarget == nil)
+        var follower = makeNode(n2, voters: [n1, n2, n3])
+        #expect(throws: ProposalError.notLeader(leaderHint: nil)) { try follower.transferLeadership(to: n3) }
+    }
+
+    /// Thesis §3.10: TimeoutNow makes a voter campaign at once, skipping PreVote, with an
+    /// election marked as a transfer; a learner ignores it.
+    @Test func thesis3_10_timeoutNowStartsElectionAtOnce() {
+        var voter = makeNode(n2, voters: [n1, n2, n3])
+        voter.deliver(.append(from: n1, to: n2, term: 1, prevIndex: 0, prevTerm: 0))
+        voter.drainMessages()
+        voter.deliver(Message(from: n1, to: n2, term: 1, body: .timeoutNow))
+        #expect(voter.roleName == .candidate)
+        #expect(voter.currentTerm == 2)
+        let requests = voter.drainMessages().compactMap(\.requestVote)
+        #expect(requests.count == 2)
+        #expect(requests.allSatisfy { $0.isLeadershipTransfer && !$0.isPreVote })
+
+        var learner = makeNode(n4, voters: [n1, n2, n3], learners: [n4])
+        learner.deliver(Message(from: n1, to: n4, term: 1, body: .timeoutNow))
+        #expect(learner.roleName == .follower)
+        #expect(learner.currentTerm == 1)
+    }
+}
