@@ -4,7 +4,8 @@ import RaftCore
 /// leadership transfers, all along the run.
 extension Simulation {
     func clientRequests() throws(InvariantViolation) {
-        if random.chance(perMille: parameters.proposePerMille) { try proposeSomewhere() }
+        // Once healed, only the liveness probe writes, so that a backlog cannot hide a stall.
+        if faultsEnabled, random.chance(perMille: parameters.proposePerMille) { try proposeSomewhere() }
         if random.chance(perMille: parameters.readPerMille), let server = random.pick(liveServers) {
             try read(at: server)
         }
