@@ -139,23 +139,29 @@ extension SQLiteLogStorage {
             return
         }
         try setSynchronous(sync ? .full : .normal)
-        let indexes = try db.transaction(mapError: { $0.storageError }) { () throws(StorageError) in
-            var next = bounds
-            if let snapshot { next = try install(snapshot, next) }
-            if !entries.isEmpty { next.lastIndex = try append(entries, next) }
-            if let hardState { try sql { () throws(SQLiteError) in try store(hardState) } }
-            return next
+        do {
+            bounds = try db.transaction(mapError: { $0.storageError }) { () throws(StorageError) in
+                var next = bounds
+                if let snapshot { next = try install(snapshot, next) }
+                if !entries.isEmpty { next.lastIndex = try append(entries, next) }
+                if let hardState { try sql { () throws(SQLiteError) in try store(hardState) } }
+                return next
+            }
+        } catch {
+            // A COMMIT whose fsync failed may still have landed; read the extent back rather than
+            // guess. (The node stops on this error anyway; this keeps the storage honest if asked.)
+            try? readIndexes()
+            throw error
         }
-        bounds = indexes
+        // A synced commit fsyncs the WAL, and with it every unsynced commit before it.
         hasUnsyncedCommits = !sync
     }
 
     public func compact(to snapshot: Snapshot) throws(StorageError) {
         try setSynchronous(.full)
-        let indexes = try db.transaction(mapError: { $0.storageError }) { () throws(StorageError) in
+        bounds = try db.transaction(mapError: { $0.storageError }) { () throws(StorageError) in
             try install(snapshot, bounds)
         }
-        bounds = indexes
         hasUnsyncedCommits = false
     }
 
