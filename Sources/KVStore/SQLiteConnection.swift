@@ -42,6 +42,7 @@ public final class SQLiteConnection {
 
     /// The file path given at open (`:memory:` for an in-memory database).
     public let path: String
+    /// The `sqlite3` connection, owned by this object.
     let handle: OpaquePointer
     private var cache: [String: SQLiteStatement] = [:]
 

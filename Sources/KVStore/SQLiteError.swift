@@ -40,6 +40,7 @@ public struct SQLiteError: Error, Hashable, Sendable, CustomStringConvertible {
         return String(cString: text)
     }
 
+    /// One line: file, operation, SQLite's message, its extended code and the code's meaning.
     public var description: String {
         "\(path): \(operation): \(message) (SQLite code \(extendedCode), \(codeDescription))"
     }

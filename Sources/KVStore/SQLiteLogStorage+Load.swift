@@ -3,7 +3,8 @@ public import RaftCore
 extension SQLiteLogStorage {
     /// Reads back the hard state, the snapshot and every entry after it, checking as it goes: a
     /// row of the wrong shape, an undecodable payload or a gap in the log is `.corrupt` naming the
-    /// file and the row.
+    /// file and the row. It reads in its own transaction, so it must not be called while one is
+    /// open on the connection.
     public func load() throws(StorageError) -> PersistentState {
         // One read transaction, so the three reads see the same commit.
         try sql { () throws(SQLiteError) in try db.execute("BEGIN") }

@@ -62,7 +62,9 @@ public final class SQLiteLogStorage: LogStorage {
 
     /// Uses an open connection (which may also hold the state machine's tables), creating the
     /// `raft_` tables if they do not exist. The connection must be in WAL mode with no open
-    /// transaction; this storage sets its `PRAGMA synchronous` before each write.
+    /// transaction; this storage sets its `PRAGMA synchronous` before each write, which then also
+    /// applies to anyone else's commits on the connection (a separate connection, or file, for the
+    /// state machine avoids that).
     public init(connection: SQLiteConnection) throws(StorageError) {
         db = connection
         try sql { () throws(SQLiteError) in
@@ -129,6 +131,10 @@ public final class SQLiteLogStorage: LogStorage {
 }
 
 extension SQLiteLogStorage {
+    /// Persists one `Ready` in one transaction: the snapshot (if any), then the entries (deleting
+    /// the stored suffix from the first one's index), then the hard state. With `sync` the
+    /// transaction commits with `synchronous=FULL` and is on disk when this returns; without, with
+    /// `NORMAL`. An append that would leave a gap is refused with `.corrupt` and writes nothing.
     public func persist(
         hardState: HardState?, entries: [Entry], snapshot: Snapshot?, sync: Bool
     ) throws(StorageError) {
@@ -157,6 +163,7 @@ extension SQLiteLogStorage {
         hasUnsyncedCommits = !sync
     }
 
+    /// Records a snapshot the application took and deletes the entries it covers, durably.
     public func compact(to snapshot: Snapshot) throws(StorageError) {
         try setSynchronous(.full)
         bounds = try db.transaction(mapError: { $0.storageError }) { () throws(StorageError) in

@@ -13,14 +13,26 @@ public enum SQLiteValue: Hashable, Sendable, ExpressibleByIntegerLiteral, Expres
     /// SQL NULL.
     case null
 
+    /// An integer literal binds as `.integer`.
     public init(integerLiteral value: Int64) { self = .integer(value) }
+    /// A string literal binds as `.text`.
     public init(stringLiteral value: String) { self = .text(value) }
+    /// `nil` binds as `.null`.
     public init(nilLiteral: ()) { self = .null }
 }
 
 /// The storage class of a result column in the current row.
 public enum SQLiteColumnType: Hashable, Sendable {
-    case integer, float, text, blob, null
+    /// A 64-bit signed integer.
+    case integer
+    /// A floating-point number (kvd writes none).
+    case float
+    /// Text.
+    case text
+    /// Bytes.
+    case blob
+    /// SQL NULL.
+    case null
 }
 
 /// SQLite's `SQLITE_TRANSIENT` (a destructor value of -1), which Swift does not import: it tells
@@ -48,6 +60,7 @@ public final class SQLiteStatement {
     public let sql: String
     /// The database file, for error messages.
     public let path: String
+    /// The `sqlite3_stmt`, owned by this object.
     let handle: OpaquePointer
 
     init(handle: OpaquePointer, sql: String, path: String) {

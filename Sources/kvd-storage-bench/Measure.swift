@@ -4,12 +4,18 @@ import RaftCore
 
 /// One row of the result table.
 struct BenchRow {
+    /// What was measured.
     var label: String
+    /// Entries written per commit (1 for the raw writes).
     var entriesPerCommit: Int
+    /// One duration per commit.
     var latenciesNanoseconds: [UInt64]
+    /// Wall time of the whole row.
     var elapsedNanoseconds: UInt64
 
+    /// Commits (transactions, or write+fdatasync pairs) per second.
     var commitsPerSecond: Double { Double(latenciesNanoseconds.count) / (Double(elapsedNanoseconds) / 1e9) }
+    /// Entries made durable per second.
     var entriesPerSecond: Double { commitsPerSecond * Double(entriesPerCommit) }
 
     /// The latency at `fraction` (0...1) of the sorted samples, in microseconds.
@@ -85,6 +91,7 @@ func measureRawFdatasync(path: String, options: BenchOptions) throws(BenchFailur
     return BenchRow(label: "raw fdatasync", entriesPerCommit: 1, latenciesNanoseconds: latencies, elapsedNanoseconds: now - start)
 }
 
+/// Prints `rows` as an aligned table.
 func printTable(_ rows: [BenchRow]) {
     func pad(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
     func fixed(_ value: Double, _ decimals: Int = 0) -> String {

@@ -13,13 +13,20 @@ import RaftCore
 
 /// What the command line asked for.
 struct BenchOptions {
+    /// Where to write; nil for a fresh directory under the current one.
     var directory: String?
+    /// How long each table row is measured.
     var secondsPerRow = 2.0
+    /// Entries per transaction, one row each.
     var batchSizes = [1, 16, 256]
+    /// Bytes per entry payload (and per raw write).
     var payloadBytes = 128
+    /// The database of `--crash-writer` mode, if that mode was asked for.
     var crashWriterDatabase: String?
+    /// Seeds the crash writer's batch sizes.
     var seed: UInt64 = 1
 
+    /// The help text.
     static let usage = """
         usage: kvd-storage-bench [--dir DIR] [--seconds S] [--batches 1,16,256] [--payload-bytes N]
                kvd-storage-bench --crash-writer DB [--seed N]
@@ -66,8 +73,11 @@ struct BenchOptions {
 
 /// A reason to stop, with the exit status.
 struct BenchFailure: Error {
+    /// What to print.
     var message: String
+    /// The exit status (0 for `--help`).
     var status: Int32 = 1
+    /// A failure with `message` and exit `status`.
     init(_ message: String, status: Int32 = 1) {
         self.message = message
         self.status = status
@@ -95,6 +105,7 @@ func crashWriterPayload(index: UInt64, bytes: Int) -> [UInt8] {
     return payload
 }
 
+/// Runs the mode the arguments ask for; returns the exit status.
 func run() -> Int32 {
     let options: BenchOptions
     switch BenchOptions.parse(Array(CommandLine.arguments.dropFirst())) {
