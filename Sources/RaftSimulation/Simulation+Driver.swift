@@ -13,11 +13,12 @@ extension Simulation {
     }
 
     private func handleOneReady(_ server: SimServer) throws(InvariantViolation) {
-        guard let ready = server.node?.takeReady(), let node = server.node else { return }
+        guard let ready = server.node?.takeReady() else { return }
         if let first = ready.entries.first {
-            let previous = ready.snapshot.map { $0.metadata.lastIncludedTerm } ?? node.term(at: first.index.previous)
+            let previous = ready.snapshot.map { $0.metadata.lastIncludedTerm } ?? server.node?.term(at: first.index.previous)
             try checker.checkWritten(ready.entries, previousTerm: previous ?? .zero, on: server.id)
         }
+        let commitIndex = server.node?.status.commitIndex ?? .zero
         do {
             try server.storage.persist(
                 hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot, sync: ready.mustSync)
@@ -35,7 +36,6 @@ extension Simulation {
             }
             try checker.checkDigest(server.machine, on: server.id)
         }
-        let commitIndex = node.status.commitIndex
         for entry in ready.committedEntries { try apply(entry, on: server, commitIndex: commitIndex) }
         for state in ready.readStates { answer(state, on: server) }
         server.node?.advance(ready)

@@ -52,8 +52,11 @@ public struct SimulationParameters: Sendable, CustomStringConvertible {
         raft.heartbeatIntervalTicks = random.within(1...3)
         // Small limits so that batching, pipelining, flow control and chunking all happen.
         raft.entriesPerAppendMax = random.within(1...4)
-        raft.bytesPerAppendMax = random.within(40...160)
+        raft.bytesPerAppendMax = random.within(70...200)
         raft.inflightMessagesMax = random.within(1...4)
+        // At least four entries per round trip, so that a healed cluster catches up on any backlog
+        // well within the liveness bound; one-entry messages and a one-message pipeline still occur.
+        while raft.entriesPerAppendMax * raft.inflightMessagesMax < 4 { raft.inflightMessagesMax += 1 }
         raft.snapshotChunkBytes = random.within(8...64)
         raft.uncommittedBytesMax = random.within(200...2000)
         raft.applyEntriesPerReadyMax = random.within(1...6)
