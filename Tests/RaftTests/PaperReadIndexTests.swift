@@ -122,6 +122,29 @@ import Testing
         #expect(follower.cycle().readStates.isEmpty)
     }
 
+    /// Thesis §6.4: a forwarded read whose answer was lost fails after two election timeouts,
+    /// even while the leader keeps heartbeating, so a client never waits forever.
+    @Test func thesis6_4_lostForwardedReadExpires() {
+        var follower = makeNode(n2, voters: [n1, n2, n3])
+        follower.deliver(.append(from: n1, to: n2, term: 1, prevIndex: 0, prevTerm: 0))
+        follower.drainMessages()
+        follower.requestRead(Self.readID(n2, 1))
+        follower.drainMessages()  // The request is lost.
+        var failedAtTick: Int?
+        for tick in 1...30 where failedAtTick == nil {
+            follower.tick()
+            follower.deliver(.append(from: n1, to: n2, term: 1, prevIndex: 0, prevTerm: 0))
+            let states = follower.cycle().readStates
+            if !states.isEmpty {
+                failedAtTick = tick
+                #expect(states == [ReadState(id: Self.readID(n2, 1), outcome: .failed(.notLeader(leaderHint: n1)))])
+            }
+            follower.drainMessages()
+        }
+        #expect(follower.roleName == .follower)
+        #expect(failedAtTick == 21)
+    }
+
     /// Thesis §6.4: a node with no known leader refuses reads at once rather than holding them.
     @Test func thesis6_4_readWithoutLeaderFails() {
         var node = makeNode(n2, voters: [n1, n2, n3])

@@ -22,6 +22,17 @@ import Testing
         #expect(!again.mustSync)
     }
 
+    /// Figure 2: a vote cast in the term the voter already had (no term change) is still synced
+    /// before the vote leaves.
+    @Test func voteInSameTermIsSynced() {
+        var node = makeNode(n1, voters: [n1, n2, n3], state: PersistentState(hardState: HardState(currentTerm: 3)))
+        node.deliver(.requestVote(from: n2, to: n1, term: 3, lastIndex: 0, lastTerm: 0))
+        let ready = node.cycle()
+        #expect(ready.messages.first?.voteResponse?.voteGranted == true)
+        #expect(ready.hardState?.votedFor == n2)
+        #expect(ready.mustSync)
+    }
+
     /// §5.2: a candidate's new term and vote for itself are synced in the `Ready` that carries
     /// its RequestVotes. A refused vote in a new term still syncs the term.
     @Test func candidateTermSyncedWithRequestVote() {

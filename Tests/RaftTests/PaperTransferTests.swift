@@ -17,12 +17,15 @@ import Testing
         let term = cluster[n1].currentTerm
         try cluster[n1].transferLeadership(to: n3)
         #expect(cluster[n1].status.transferTarget == n3)
+        cluster.drain(n1)
+        #expect(!cluster.queue.contains { $0.isTimeoutNow }, "the target is behind: no TimeoutNow yet")
+        let last = cluster.lastIndex(n1)
         cluster.deliverAll()
-        let toN3 = cluster.delivered.filter { $0.from == n1 && $0.to == n3 }
-        let timeoutNow = try #require(toN3.firstIndex { $0.isTimeoutNow })
-        let lastEntries = try #require(toN3.lastIndex { $0.appendEntries?.entries.isEmpty == false })
-        #expect(lastEntries < timeoutNow, "TimeoutNow only after the target holds the whole log")
-        #expect(toN3.filter(\.isTimeoutNow).count == 1)
+        let caughtUp = try #require(
+            cluster.delivered.firstIndex { $0.from == n3 && $0.to == n1 && $0.appendResponse?.matchIndex == last })
+        let timeoutNow = try #require(cluster.delivered.firstIndex { $0.isTimeoutNow })
+        #expect(caughtUp < timeoutNow, "TimeoutNow only after the target acknowledged the whole log")
+        #expect(cluster.delivered.filter(\.isTimeoutNow).count == 1)
         #expect(cluster.leaders == [n3])
         #expect(cluster[n3].currentTerm == term.next)
         #expect(cluster[n1].roleName == .follower)
