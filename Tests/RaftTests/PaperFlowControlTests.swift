@@ -105,6 +105,25 @@ import Testing
         #expect(throws: ProposalError.uncommittedBytesLimit) { try leader.propose(bytes("small")) }
     }
 
+    /// A rejection that answers an older message (reordered behind a later success) does not
+    /// throw a replicating follower back into probe mode.
+    @Test func staleRejectionIgnored() throws {
+        var leader = makeNode(n1, voters: [n1, n2, n3])
+        leader.becomeLeaderForTest()
+        for index in 0..<4 { _ = try leader.propose(bytes("e\(index)")) }
+        leader.drainMessages()
+        leader.deliver(.appendResponse(from: n2, to: n1, term: 1, match: 5))
+        #expect(leader.leaderState?.progress[n2]?.mode == .replicate)
+        let stale = Message(
+            from: n2, to: n1, term: 1,
+            body: .appendEntriesResponse(
+                AppendEntriesResponse(success: false, matchIndex: 0, rejectedIndex: 3, conflictTerm: nil, conflictIndex: 2, round: 0)))
+        leader.deliver(stale)
+        #expect(leader.leaderState?.progress[n2]?.mode == .replicate)
+        #expect(leader.leaderState?.progress[n2]?.matchIndex == 5)
+        #expect(leader.leaderState?.progress[n2]?.nextIndex == 6)
+    }
+
     /// A pipeline whose messages were lost is detected within an election timeout and the
     /// follower is probed again and caught up.
     @Test func lostPipelineRecovers() {

@@ -118,6 +118,31 @@ import Testing
         for id in cluster.ids { #expect(cluster.appliedCommands(id) == reference, "node \(id)") }
     }
 
+    /// §5.5: Raft RPCs are idempotent. Replaying every message ever delivered, in order and
+    /// then reversed, changes no log, commit index or applied state and raises no error.
+    @Test func section5_5_duplicateAndReorderedMessagesAreHarmless() {
+        var cluster = Cluster(voters: [n1, n2, n3])
+        cluster.elect(n1)
+        for text in ["a", "b", "c"] { cluster.propose(n1, text) }
+        cluster.deliverAll()
+        cluster.tick(2)
+        let history = cluster.delivered
+        let logs = cluster.ids.map { cluster[$0].entries }
+        let commits = cluster.ids.map { cluster.commitIndex($0) }
+        for message in history + history.reversed() {
+            cluster.deliver(message)
+            cluster.drop()  // Answers to replays are not delivered.
+        }
+        #expect(cluster.ids.map { cluster[$0].entries } == logs)
+        #expect(cluster.ids.map { cluster.commitIndex($0) } == commits)
+        #expect(cluster.leaders == [n1])
+        for id in cluster.ids { #expect(cluster.appliedCommands(id) == ["a", "b", "c"], "node \(id)") }
+        // And the cluster still works.
+        let receipt = cluster.propose(n1, "d")
+        cluster.deliverAll()
+        #expect(cluster.commitIndex(n1) == receipt?.index)
+    }
+
     /// Figure 2 "All Servers" and §5.1: term, vote and log survive a crash (they were synced
     /// before any message depending on them was sent), so a restarted server never votes twice
     /// in one term.
