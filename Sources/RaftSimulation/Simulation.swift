@@ -45,6 +45,7 @@ public final class Simulation {
         do {
             record(.phase("seed \(seed): \(parameters)"))
             for server in servers { try restart(server) }
+            stats.restarts = 0  // The first start of every server is not a restart.
             record(.phase("safety phase: \(parameters.safetyTicks) ticks with faults"))
             for _ in 0..<parameters.safetyTicks { try step() }
             try runLiveness()

@@ -63,6 +63,7 @@ func seconds(_ duration: Duration) -> Double {
 }
 
 func format(_ value: Double, _ decimals: Int = 1) -> String {
+    if decimals == 0 { return String(Int(value.rounded())) }
     var scale = 1.0
     for _ in 0..<decimals { scale *= 10 }
     let rounded = (value * scale).rounded() / scale

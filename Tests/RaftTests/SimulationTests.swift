@@ -24,8 +24,16 @@ struct SimulationTests {
         return String(cString: value)
     }
 
-    /// Seeds that once found a bug (in RaftCore or in the simulator); they must keep passing.
-    static let regressionSeeds: [UInt64] = [23, 27]
+    /// Seeds that once found a bug, and seeds that caught the bugs planted to prove the simulator
+    /// has teeth (issue 2); they must keep passing on the real code.
+    /// - 23: the liveness probe ignored acknowledgements of its earlier writes (simulator bug).
+    /// - 27: a stale leader appending at an index committed in a later term was wrongly flagged.
+    /// - 1534: a healed cluster's backlog at one entry per round trip outran the liveness bound.
+    /// - 7, 1: caught an unsynced / unpersisted vote (Durable vote); 56: the same as a double vote.
+    /// - 462: caught commitment of a previous-term entry by counting replicas (Leader Completeness).
+    /// - 2: caught ReadIndex served before the new leader's no-op committed (Linearizable read).
+    /// - 24: caught AppendEntries accepted without the term check (Log Matching).
+    static let regressionSeeds: [UInt64] = [23, 27, 1534, 7, 1, 56, 462, 2, 24]
 
     @Test("every seed keeps Raft's safety invariants and recovers once healed")
     func seeds() {
