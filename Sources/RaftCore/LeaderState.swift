@@ -13,6 +13,9 @@ struct LeaderState: Sendable {
     /// New entries were appended; replicate them when the driver next takes a `Ready`, so
     /// that proposals made between two `Ready`s travel in one message (batching).
     var replicationPending = false
+    /// The commit index advanced; tell followers at the next `Ready` rather than at the next
+    /// heartbeat, so that they apply (and serve follower reads) one round trip sooner.
+    var commitAnnouncementPending = false
     var transfer: Transfer?
     /// Bytes of command entries appended but not yet committed.
     var uncommittedBytes = 0

@@ -18,6 +18,8 @@ struct Progress: Sendable {
     var probeSent = false
     /// Leader ticks with messages in flight and no progress; see `detectStalledPipelines`.
     var stalledTicks = 0
+    /// The commit index carried by the last message sent to this follower.
+    var announcedCommit: LogIndex = .zero
 
     enum Mode: Sendable, Equatable {
         /// Position unknown: one message at a time.

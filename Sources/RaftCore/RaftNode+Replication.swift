@@ -34,14 +34,15 @@ extension RaftNode {
         return active >= voters.count / 2 + 1
     }
 
-    /// A pipeline whose in-flight messages went unanswered for an election timeout lost some of
-    /// them; fall back to probing so that the lost entries are sent again.
+    /// A pipeline whose in-flight messages went unanswered for half an election timeout lost some
+    /// of them (heartbeats anchored at the match index cannot reveal the gap); fall back to
+    /// probing so that the lost entries are sent again well before a transfer or read times out.
     mutating func detectStalledPipelines(_ leader: inout LeaderState) {
         for peer in leader.progress.keys.sorted() {
             guard var progress = leader.progress[peer], case .replicate = progress.mode, !progress.inflight.isEmpty
             else { continue }
             progress.stalledTicks += 1
-            if progress.stalledTicks > configuration.electionTimeoutTicks {
+            if progress.stalledTicks > max(2, configuration.electionTimeoutTicks / 2) {
                 progress.backtrack(to: progress.matchIndex.next)
             }
             leader.progress[peer] = progress
@@ -55,6 +56,15 @@ extension RaftNode {
             if leader.replicationPending {
                 leader.replicationPending = false
                 for peer in leader.progress.keys.sorted() { node.replicate(to: peer, &leader) }
+            }
+            if leader.commitAnnouncementPending {
+                leader.commitAnnouncementPending = false
+                for peer in leader.progress.keys.sorted() {
+                    guard let progress = leader.progress[peer], case .replicate = progress.mode,
+                        progress.announcedCommit < min(node.log.committed, progress.matchIndex)
+                    else { continue }
+                    node.sendAnchoredHeartbeat(to: peer, &leader)
+                }
             }
         }
     }
@@ -78,15 +88,23 @@ extension RaftNode {
                     leader.progress[peer] = progress
                     sendSnapshotChunk(to: peer, &leader)
                 }
-                // Anchored at the match index, which is known to agree, so it is never refused.
-                // If that entry is compacted, the empty prefix (index 0) serves as the anchor.
-                let anchorTerm = log.term(at: progress.matchIndex)
-                let heartbeat = AppendEntries(
-                    prevLogIndex: anchorTerm == nil ? .zero : progress.matchIndex, prevLogTerm: anchorTerm ?? .zero,
-                    entries: [], leaderCommit: min(log.committed, progress.matchIndex), round: leader.round)
-                send(peer, .appendEntries(heartbeat))
+                sendAnchoredHeartbeat(to: peer, &leader)
             }
         }
+    }
+
+    /// An empty AppendEntries anchored at `peer`'s match index, which is known to agree, so it is
+    /// never refused. If that entry is compacted, the empty prefix (index 0) serves as the anchor.
+    mutating func sendAnchoredHeartbeat(to peer: NodeID, _ leader: inout LeaderState) {
+        guard var progress = leader.progress[peer] else { return }
+        let anchorTerm = log.term(at: progress.matchIndex)
+        let commit = min(log.committed, progress.matchIndex)
+        let heartbeat = AppendEntries(
+            prevLogIndex: anchorTerm == nil ? .zero : progress.matchIndex, prevLogTerm: anchorTerm ?? .zero,
+            entries: [], leaderCommit: commit, round: leader.round)
+        send(peer, .appendEntries(heartbeat))
+        progress.announcedCommit = max(progress.announcedCommit, commit)
+        leader.progress[peer] = progress
     }
 
     /// Sends as much as flow control allows to `peer`.
@@ -127,6 +145,7 @@ extension RaftNode {
             prevLogIndex: prevIndex, prevLogTerm: prevTerm, entries: batch, leaderCommit: log.committed,
             round: leader.round)
         send(peer, .appendEntries(request))
+        progress.announcedCommit = max(progress.announcedCommit, min(log.committed, batch.last?.index ?? prevIndex))
         progress.sent(through: batch.last?.index ?? prevIndex, entryCount: batch.count)
         leader.progress[peer] = progress
     }
@@ -225,6 +244,7 @@ extension RaftNode {
             cursor = cursor.next
         }
         log.committed = index
+        leader.commitAnnouncementPending = true
         if index >= leader.noopIndex {
             for position in leader.pendingReads.indices where leader.pendingReads[position].readIndex == nil {
                 leader.pendingReads[position].readIndex = index
