@@ -13,6 +13,17 @@ let package = Package(
     products: [
         .library(name: "RaftCore", targets: ["RaftCore"]),
         .library(name: "KVStore", targets: ["KVStore"]),
+        .library(name: "KVProtocol", targets: ["KVProtocol"]),
+        .executable(name: "kvd", targets: ["kvd"]),
+        .executable(name: "kvctl", targets: ["kvctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // The Raft engine: a deterministic, I/O-free state machine. Standard library only.
@@ -33,6 +44,54 @@ let package = Package(
         // Measures fsync'd Raft log persistence in SQLite beside the raw fdatasync rate; also the
         // writer child process of the SIGKILL crash tests.
         .executableTarget(name: "kvd-storage-bench", dependencies: ["KVStore", "RaftCore"], swiftSettings: strictSettings),
+        // The client side shared by kvctl, tests and benchmarks: RESP2 values and codecs (also used
+        // by the server) and an async client that follows -NOTLEADER across endpoints.
+        .target(
+            name: "KVProtocol",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The daemon: configuration, peer transport, the Raft loop, the RESP2 client server,
+        // lease expiry, metrics and graceful shutdown. A library so that tests can drive it.
+        .target(
+            name: "KVDaemon",
+            dependencies: [
+                "RaftCore", "KVStore", "KVProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "kvd",
+            dependencies: ["KVDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "kvctl",
+            dependencies: ["KVProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "KVProtocolTests",
+            dependencies: [
+                "KVProtocol",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "KVDaemonTests",
+            dependencies: ["KVDaemon", "KVProtocol", "RaftCore", "KVStore"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "RaftTests",
             dependencies: ["RaftCore", "RaftSimulation"],

@@ -1,0 +1,1 @@
+// The kvd daemon library: see RaftLoop.swift.

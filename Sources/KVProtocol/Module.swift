@@ -1,0 +1,1 @@
+// RESP2 values and codecs: see RESPValue.swift.

@@ -1,0 +1,1 @@
+print("kvctl: under construction")

@@ -1,0 +1,1 @@
+print("kvd: under construction")
