@@ -1,1 +1,0 @@
-// RESP2 values and codecs: see RESPValue.swift.
