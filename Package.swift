@@ -99,7 +99,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KVTests",
-            dependencies: ["KVStore", "RaftCore", "RaftSimulation", "Linearizability"],
+            dependencies: ["KVStore", "RaftCore", "RaftSimulation", "Linearizability", "KVDaemon"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -76,6 +76,15 @@ extension RaftNode {
         if let error = result { throw error }
     }
 
+    /// On a leader, the voter with the most of the log (ties: lowest id) — where a leader should
+    /// hand over before it stops. Nil on other roles or in a single-voter cluster.
+    public var bestTransferTarget: NodeID? {
+        guard let leader = leaderState else { return nil }
+        return log.membership.voters.subtracting([id]).sorted().max {
+            (leader.progress[$0]?.matchIndex ?? .zero) < (leader.progress[$1]?.matchIndex ?? .zero)
+        }
+    }
+
     mutating func startTransfer(to target: NodeID, _ leader: inout LeaderState) {
         if leader.transfer?.target == target { return }
         leader.transfer = LeaderState.Transfer(target: target, elapsedTicks: 0, timeoutNowSent: false)

@@ -1,0 +1,250 @@
+public import KVStore
+
+/// A parsed client request (docs/PROTOCOL.md). Parsing is pure: it never touches the node.
+public enum ClientCommand: Hashable, Sendable {
+    case ping([UInt8]?)
+    case echo([UInt8])
+    case quit
+    case info
+    case readOnly(Bool)
+    /// `CONFIG GET`, `COMMAND`: answered with an empty array so Redis tools start quietly.
+    case emptyArray
+    case get([UInt8])
+    case getMeta([UInt8])
+    case mget([[UInt8]])
+    case exists([[UInt8]])
+    case list(prefix: [UInt8], limit: Int)
+    case leaseTTL(UInt64)
+    case owner([UInt8])
+    /// A write through the log; `session` makes it exactly-once.
+    case write(KVOperation, session: SessionStamp?, reply: WriteReplyStyle)
+    /// `LOCK name LEASE id [WAIT ms]`: a write that may then wait to be granted.
+    case lock(name: [UInt8], leaseID: UInt64, waitMillis: UInt64?, session: SessionStamp?)
+    case transferLeadership(UInt64)
+
+    /// How a write's result is shown, where the same operation answers several commands.
+    public enum WriteReplyStyle: Hashable, Sendable {
+        case standard
+        /// CAS/CASMOD: `:1`/`:0`.
+        case swapFlag
+        /// LEASE KEEPALIVE: the TTL in seconds.
+        case ttlSeconds
+    }
+
+    /// Whether the command reads state, writes through the log, or needs neither.
+    public var isRead: Bool {
+        switch self {
+        case .get, .getMeta, .mget, .exists, .list, .owner, .leaseTTL: return true
+        case .ping, .echo, .quit, .info, .readOnly, .emptyArray, .write, .lock, .transferLeadership: return false
+        }
+    }
+}
+
+/// A request that cannot be parsed; replied as `-ERR <message>` (definite).
+public struct CommandError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Turns RESP argument lists into `ClientCommand`s.
+public enum CommandParser {
+    /// The default bound of `LIST` when none is given.
+    public static let defaultListLimit = 1000
+
+    public static func parse(_ arguments: [[UInt8]]) throws(CommandError) -> ClientCommand {
+        guard let first = arguments.first else { throw CommandError("empty command") }
+        let name = upper(first)
+        let args = Array(arguments.dropFirst())
+        switch name {
+        case "PING":
+            guard args.count <= 1 else { throw arity(name) }
+            return .ping(args.first)
+        case "ECHO": return .echo(try exactly(1, args, name)[0])
+        case "QUIT": return .quit
+        case "INFO": return .info
+        case "READONLY": return .readOnly(true)
+        case "READWRITE": return .readOnly(false)
+        case "CONFIG", "COMMAND": return .emptyArray
+        case "GET": return .get(try exactly(1, args, name)[0])
+        case "GETMETA": return .getMeta(try exactly(1, args, name)[0])
+        case "MGET": return .mget(try atLeast(1, args, name))
+        case "EXISTS": return .exists(try atLeast(1, args, name))
+        case "LIST": return try parseList(args)
+        case "OWNER": return .owner(try exactly(1, args, name)[0])
+        case "LEASE": return try parseLease(args)
+        case "LOCK": return try parseLock(args, session: nil)
+        case "LEADER":
+            let rest = try exactly(2, args, name)
+            guard upper(rest[0]) == "TRANSFER" else { throw CommandError("unknown subcommand for 'LEADER'") }
+            return .transferLeadership(try unsigned(rest[1], "node id"))
+        case "SESSION": return try parseSession(args)
+        default:
+            let (operation, style) = try parseWrite(name, args, fence: nil)
+            return .write(operation, session: nil, reply: style)
+        }
+    }
+
+    /// Writes that may be fenced and wrapped in a session.
+    static func parseWrite(
+        _ name: String, _ args: [[UInt8]], fence: FenceCondition?
+    ) throws(CommandError) -> (KVOperation, ClientCommand.WriteReplyStyle) {
+        switch name {
+        case "SET": return (try parseSet(args, fence: fence), .standard)
+        case "DEL": return (.delete(keys: try atLeast(1, args, name), fence: fence), .standard)
+        case "INCR": return (.increment(key: try exactly(1, args, name)[0], delta: 1, fence: fence), .standard)
+        case "DECR": return (.increment(key: try exactly(1, args, name)[0], delta: -1, fence: fence), .standard)
+        case "INCRBY", "DECRBY":
+            let rest = try exactly(2, args, name)
+            let delta = try signed(rest[1])
+            if name == "DECRBY" && delta == Int64.min { throw CommandError("decrement would overflow") }
+            return (.increment(key: rest[0], delta: name == "INCRBY" ? delta : -delta, fence: fence), .standard)
+        case "CAS":
+            let rest = try exactly(3, args, name)
+            return (.compareAndSwap(key: rest[0], expected: .value(rest[1]), value: rest[2], fence: fence), .swapFlag)
+        case "CASMOD":
+            let rest = try exactly(3, args, name)
+            let index = try unsigned(rest[1], "mod index")
+            return (.compareAndSwap(key: rest[0], expected: index == 0 ? .absent : .modIndex(index), value: rest[2], fence: fence), .swapFlag)
+        case "FENCE":
+            guard fence == nil else { throw CommandError("FENCE cannot be fenced") }
+            let rest = try exactly(2, args, name)
+            return (.fence(name: rest[0], token: try unsigned(rest[1], "token")), .standard)
+        case "UNLOCK":
+            guard fence == nil else { throw CommandError("UNLOCK cannot be fenced") }
+            let rest = try exactly(2, args, name)
+            return (.lockRelease(name: rest[0], token: try unsigned(rest[1], "token")), .standard)
+        case "FENCED":
+            guard fence == nil else { throw CommandError("FENCED cannot be nested") }
+            guard args.count >= 3 else { throw arity(name) }
+            let inner = FenceCondition(lock: args[0], token: try unsigned(args[1], "token"))
+            let innerName = upper(args[2])
+            guard ["SET", "DEL", "INCR", "DECR", "INCRBY", "DECRBY", "CAS", "CASMOD"].contains(innerName) else {
+                throw CommandError("FENCED applies to SET, DEL, INCR, INCRBY, DECR, DECRBY, CAS and CASMOD, not '\(innerName)'")
+            }
+            return try parseWrite(innerName, Array(args.dropFirst(3)), fence: inner)
+        default:
+            throw CommandError("unknown command '\(String(decoding: name.utf8.prefix(64), as: UTF8.self))'")
+        }
+    }
+
+    static func parseSet(_ args: [[UInt8]], fence: FenceCondition?) throws(CommandError) -> KVOperation {
+        guard args.count >= 2 else { throw arity("SET") }
+        var condition = PutCondition.always
+        var lease: UInt64?
+        var index = 2
+        while index < args.count {
+            switch upper(args[index]) {
+            case "NX" where condition == .always: condition = .ifAbsent
+            case "XX" where condition == .always: condition = .ifPresent
+            case "LEASE" where lease == nil && index + 1 < args.count:
+                lease = try unsigned(args[index + 1], "lease id")
+                index += 1
+            default: throw CommandError("syntax error")
+            }
+            index += 1
+        }
+        return .put(key: args[0], value: args[1], condition: condition, lease: lease, fence: fence)
+    }
+
+    static func parseList(_ args: [[UInt8]]) throws(CommandError) -> ClientCommand {
+        guard args.count == 1 || args.count == 3 else { throw arity("LIST") }
+        var limit = defaultListLimit
+        if args.count == 3 {
+            guard upper(args[1]) == "LIMIT" else { throw CommandError("syntax error") }
+            let value = try unsigned(args[2], "limit")
+            limit = Int(min(value, UInt64(Int.max)))
+        }
+        return .list(prefix: args[0], limit: limit)
+    }
+
+    static func parseLease(_ args: [[UInt8]]) throws(CommandError) -> ClientCommand {
+        guard args.count == 2 else { throw arity("LEASE") }
+        switch upper(args[0]) {
+        case "GRANT":
+            let millis = try secondsToMillis(args[1])
+            return .write(.leaseGrant(ttlMillis: millis), session: nil, reply: .standard)
+        case "KEEPALIVE": return .write(.leaseKeepAlive(leaseID: try unsigned(args[1], "lease id")), session: nil, reply: .ttlSeconds)
+        case "REVOKE": return .write(.leaseRevoke(leaseID: try unsigned(args[1], "lease id")), session: nil, reply: .standard)
+        case "TTL": return .leaseTTL(try unsigned(args[1], "lease id"))
+        default: throw CommandError("unknown subcommand for 'LEASE'")
+        }
+    }
+
+    static func parseLock(_ args: [[UInt8]], session: SessionStamp?) throws(CommandError) -> ClientCommand {
+        guard args.count == 3 || args.count == 5, upper(args[1]) == "LEASE" else {
+            throw CommandError("usage: LOCK name LEASE id [WAIT ms]")
+        }
+        let lease = try unsigned(args[2], "lease id")
+        var wait: UInt64?
+        if args.count == 5 {
+            guard upper(args[3]) == "WAIT" else { throw CommandError("usage: LOCK name LEASE id [WAIT ms]") }
+            wait = try unsigned(args[4], "wait")
+        }
+        return .lock(name: args[0], leaseID: lease, waitMillis: wait, session: session)
+    }
+
+    static func parseSession(_ args: [[UInt8]]) throws(CommandError) -> ClientCommand {
+        if args.count == 1 && upper(args[0]) == "REGISTER" {
+            return .write(.sessionRegister, session: nil, reply: .standard)
+        }
+        guard args.count >= 3 else { throw CommandError("usage: SESSION REGISTER | SESSION client-id seq command...") }
+        let stamp = SessionStamp(clientID: try unsigned(args[0], "client id"), sequence: try unsigned(args[1], "sequence"))
+        guard stamp.sequence > 0 else { throw CommandError("sequence numbers start at 1") }
+        let innerName = upper(args[2])
+        let innerArgs = Array(args.dropFirst(3))
+        switch innerName {
+        case "LOCK": return try parseLock(innerArgs, session: stamp)
+        case "LEASE":
+            guard case .write(let operation, nil, let style) = try parseLease(innerArgs) else {
+                throw CommandError("only writes can run in a session")
+            }
+            return .write(operation, session: stamp, reply: style)
+        default:
+            let (operation, style) = try parseWrite(innerName, innerArgs, fence: nil)
+            return .write(operation, session: stamp, reply: style)
+        }
+    }
+
+    // MARK: Argument helpers
+
+    static func upper(_ bytes: [UInt8]) -> String {
+        String(decoding: bytes.prefix(32).map { $0 >= 97 && $0 <= 122 ? $0 - 32 : $0 }, as: UTF8.self)
+    }
+
+    static func arity(_ name: String) -> CommandError {
+        CommandError("wrong number of arguments for '\(name.lowercased())' command")
+    }
+
+    static func exactly(_ count: Int, _ args: [[UInt8]], _ name: String) throws(CommandError) -> [[UInt8]] {
+        guard args.count == count else { throw arity(name) }
+        return args
+    }
+
+    static func atLeast(_ count: Int, _ args: [[UInt8]], _ name: String) throws(CommandError) -> [[UInt8]] {
+        guard args.count >= count else { throw arity(name) }
+        return args
+    }
+
+    static func unsigned(_ bytes: [UInt8], _ what: String) throws(CommandError) -> UInt64 {
+        guard bytes.count <= 20, let value = UInt64(String(decoding: bytes, as: UTF8.self)) else {
+            throw CommandError("\(what) is not a non-negative integer")
+        }
+        return value
+    }
+
+    static func signed(_ bytes: [UInt8]) throws(CommandError) -> Int64 {
+        guard bytes.count <= 20, let value = Int64(String(decoding: bytes, as: UTF8.self)) else {
+            throw CommandError("value is not an integer or out of range")
+        }
+        return value
+    }
+
+    /// Seconds, possibly fractional ("1.5"), as milliseconds.
+    static func secondsToMillis(_ bytes: [UInt8]) throws(CommandError) -> UInt64 {
+        guard bytes.count <= 20, let seconds = Double(String(decoding: bytes, as: UTF8.self)), seconds.isFinite,
+            seconds > 0, seconds < 1e12
+        else { throw CommandError("TTL must be a positive number of seconds") }
+        return UInt64((seconds * 1000).rounded())
+    }
+}

@@ -1,0 +1,34 @@
+public import Metrics
+
+/// Every metric kvd exports (issue 4, item 6), created once through swift-metrics. The daemon
+/// bootstraps the Prometheus backend; tests get no-op handlers.
+public struct DaemonMetrics: Sendable {
+    public let proposalsStarted = Counter(label: "kvd_proposals_started_total")
+    public let proposalsCommitted = Counter(label: "kvd_proposals_committed_total")
+    public let proposalsFailed = Counter(label: "kvd_proposals_failed_total")
+    public let leaderChanges = Counter(label: "kvd_leader_changes_total")
+    public let leaseExpirations = Counter(label: "kvd_lease_expirations_total")
+    public let lockGrants = Counter(label: "kvd_lock_grants_total")
+    public let fencedRejections = Counter(label: "kvd_fenced_rejections_total")
+    public let peerMessagesDropped = Counter(label: "kvd_peer_messages_dropped_total")
+    public let hasLeader = Gauge(label: "kvd_has_leader")
+    public let term = Gauge(label: "kvd_term")
+    /// Entries committed but not yet applied on this node.
+    public let applyLag = Gauge(label: "kvd_apply_lag_entries")
+    /// How long the cluster had no leader, as seen by this node, the last time it had none.
+    public let lastFailoverMillis = Gauge(label: "kvd_last_failover_milliseconds")
+    public let fsyncDuration = Timer(label: "kvd_fsync_duration_seconds")
+    public let connectedClients = Gauge(label: "kvd_client_connections")
+
+    public init() {}
+
+    /// Latency of one client command, per command name.
+    public func recordCommand(_ name: String, nanoseconds: Int64) {
+        Timer(label: "kvd_client_command_duration_seconds", dimensions: [("command", name)]).recordNanoseconds(nanoseconds)
+    }
+
+    /// Time a lock waiter spent queued.
+    public func recordLockWait(milliseconds: UInt64) {
+        Timer(label: "kvd_lock_wait_seconds").recordMilliseconds(milliseconds)
+    }
+}

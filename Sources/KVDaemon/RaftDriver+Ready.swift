@@ -1,0 +1,248 @@
+import KVStore
+import RaftCore
+
+/// The `Ready` cycle (persist → send → apply → answer reads → advance) and everything that
+/// follows from applying: replies, lock grants, lease bookkeeping, snapshots.
+extension RaftDriver {
+    /// Handles every `Ready` the node has, in the order its contract requires.
+    func processReady() throws(DaemonError) {
+        while node.hasReady {
+            let ready = node.takeReady()
+            let started = monotonicMillis()
+            do {
+                try storage.persist(hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot, sync: ready.mustSync)
+            } catch {
+                throw .storage(error)
+            }
+            if ready.mustSync { metrics.fsyncDuration.recordMilliseconds(monotonicMillis() - started) }
+            if !ready.messages.isEmpty { send(ready.messages) }
+            if let snapshot = ready.snapshot {
+                do { try machine.restore(snapshot.data, metadata: snapshot.metadata) } catch { throw .storage(error) }
+                failWritesCoveredBySnapshot(snapshot.metadata.lastIncludedIndex)
+            }
+            if !ready.committedEntries.isEmpty {
+                let applied: [KVApplied]
+                do { applied = try machine.apply(ready.committedEntries) } catch { throw .storage(error) }
+                for outcome in applied { finishApplied(outcome) }
+            }
+            for state in ready.readStates { finishReadState(state) }
+            node.advance(ready)
+            serveReadyReads()
+            noteRoleChanges()
+        }
+        try compactIfDue()
+    }
+
+    /// An applied entry answers the write that proposed it, if it is ours: the same index AND
+    /// term. A different term at our index means our entry was overwritten: definitely not
+    /// applied, so the client may retry elsewhere.
+    func finishApplied(_ outcome: KVApplied) {
+        leases.observe(outcome.events, nowMillis: monotonicMillis())
+        if let pending = pendingWrites.removeValue(forKey: outcome.index) {
+            if pending.term != outcome.term {
+                metrics.proposalsFailed.increment()
+                pending.reply.send(notLeaderReply(nil))
+            } else {
+                metrics.proposalsCommitted.increment()
+                answer(pending, with: outcome.result)
+            }
+        }
+        for event in outcome.events { handle(event) }
+    }
+
+    func answer(_ pending: PendingWrite, with result: KVResult) {
+        if case .error(.stale) = result { metrics.fencedRejections.increment() }
+        switch pending.kind {
+        case .internalCommand:
+            return
+        case .write(let style):
+            pending.reply.send(Reply.from(result, style: style))
+        case .lock(let name, let lease, let waitDeadline):
+            switch result {
+            case .lockGranted(let token):
+                metrics.lockGrants.increment()
+                pending.reply.send(.integer(Int64(clamping: token)))
+            case .lockQueued:
+                guard let waitDeadline else {
+                    pending.reply.send(.err("lock queued without WAIT"))
+                    return
+                }
+                let key = LockWaiterKey(name: name, leaseID: lease)
+                lockWaiters[key, default: []].append(Waiter(deadline: waitDeadline, reply: pending.reply))
+            default:
+                pending.reply.send(Reply.from(result, style: .standard))
+            }
+        }
+    }
+
+    func handle(_ event: KVEvent) {
+        switch event {
+        case .lockGranted(let name, let lease, let token):
+            if let waiters = lockWaiters.removeValue(forKey: LockWaiterKey(name: name, leaseID: lease)) {
+                metrics.lockGrants.increment()
+                for waiter in waiters { waiter.reply.send(.integer(Int64(clamping: token))) }
+            }
+        case .leaseEnded(let lease, let expired):
+            if expired { metrics.leaseExpirations.increment() }
+            for key in lockWaiters.keys where key.leaseID == lease {
+                for waiter in lockWaiters.removeValue(forKey: key) ?? [] {
+                    waiter.reply.send(.err("lease \(lease) ended while waiting for the lock"))
+                }
+            }
+        case .leaseGranted, .leaseRenewed, .sessionExpired:
+            break
+        }
+    }
+
+    /// Writes proposed at indexes a received snapshot covers cannot be matched to their entries
+    /// any more: they may or may not have been applied.
+    func failWritesCoveredBySnapshot(_ index: LogIndex) {
+        for key in pendingWrites.keys.sorted() where key <= index {
+            pendingWrites.removeValue(forKey: key)?.reply.send(.unavailable("outcome unknown: replaced by a snapshot"))
+        }
+    }
+
+    // MARK: Reads
+
+    func startRead(_ command: ClientCommand, localReads: Bool, deadline: UInt64, reply: Responder) {
+        if localReads {
+            reply.send(executeRead(command))
+            return
+        }
+        guard node.isLeader else {
+            reply.send(notLeaderReply(nil))
+            return
+        }
+        readSequence += 1
+        let id = ReadRequestID(origin: node.id, sequence: readSequence)
+        pendingReads[id] = PendingRead(command: command, deadline: deadline, reply: reply)
+        node.requestRead(id)
+    }
+
+    func finishReadState(_ state: ReadState) {
+        guard let read = pendingReads.removeValue(forKey: state.id) else { return }
+        switch state.outcome {
+        case .ready(let index): readyReads.append((index, read))
+        case .failed(let error): read.reply.send(proposalErrorReply(error))
+        }
+    }
+
+    /// Serves reads whose read index has been applied (thesis §6.4).
+    func serveReadyReads() {
+        guard !readyReads.isEmpty else { return }
+        let applied = machine.appliedIndex
+        var waiting: [(index: LogIndex, read: PendingRead)] = []
+        for entry in readyReads {
+            if entry.index <= applied { entry.read.reply.send(executeRead(entry.read.command)) } else { waiting.append(entry) }
+        }
+        readyReads = waiting
+    }
+
+    /// Runs a read against the applied state.
+    func executeRead(_ command: ClientCommand) -> Reply {
+        do {
+            switch command {
+            case .get(let key): return .bulk(try machine.get(key)?.value)
+            case .getMeta(let key):
+                guard let record = try machine.get(key) else { return .null }
+                return .array([
+                    .bulk(record.value), .integer(Int64(clamping: record.createIndex)),
+                    .integer(Int64(clamping: record.modIndex)), .integer(Int64(clamping: record.leaseID ?? 0)),
+                ])
+            case .mget(let keys): return .array(try keys.map { .bulk(try machine.get($0)?.value) })
+            case .exists(let keys): return .integer(Int64(try machine.countExisting(keys)))
+            case .list(let prefix, let limit):
+                return .array(try machine.list(prefix: prefix, limit: limit).flatMap { [Reply.bulk($0.key), .bulk($0.record.value)] })
+            case .owner(let name):
+                guard let holder = try machine.lockOwner(name) else { return .array(nil) }
+                return .array([.integer(Int64(clamping: holder.leaseID)), .integer(Int64(clamping: holder.token))])
+            case .leaseTTL(let id):
+                guard let lease = try machine.lease(id) else { return .err("lease \(id) not found") }
+                let remaining = leases.remainingMillis(id, nowMillis: monotonicMillis()) ?? lease.remainingMillis
+                return .array([.integer(Int64(clamping: remaining)), .integer(Int64(clamping: lease.ttlMillis))])
+            case .ping, .echo, .quit, .info, .readOnly, .emptyArray, .write, .lock, .transferLeadership:
+                return .err("not a read")
+            }
+        } catch {
+            return .unavailable("storage read failed: \(error)")
+        }
+    }
+
+    // MARK: Deadlines, roles, snapshots
+
+    /// Requests past their deadline get `-TIMEOUT` (indeterminate for writes).
+    func expireDeadlines(now: UInt64) {
+        for (index, pending) in pendingWrites where pending.deadline <= now {
+            pendingWrites[index] = nil
+            if case .internalCommand = pending.kind { continue }
+            pending.reply.send(.timeout("no commit within \(settings.requestTimeoutMillis) ms; the write may or may not apply"))
+        }
+        for (id, read) in pendingReads where read.deadline <= now {
+            pendingReads[id] = nil
+            read.reply.send(.timeout("leadership not confirmed in time"))
+        }
+        readyReads.removeAll { entry in
+            guard entry.read.deadline <= now else { return false }
+            entry.read.reply.send(.timeout("state machine did not reach the read index in time"))
+            return true
+        }
+        for (key, waiters) in lockWaiters {
+            let (expired, remaining) = (waiters.filter { $0.deadline <= now }, waiters.filter { $0.deadline > now })
+            for waiter in expired { waiter.reply.send(.timeout("lock not granted in time; revoke the lease to leave the queue")) }
+            lockWaiters[key] = remaining.isEmpty ? nil : remaining
+        }
+    }
+
+    func noteRoleChanges() {
+        let status = node.status
+        if status.leaderID != lastLeader {
+            let now = monotonicMillis()
+            if status.leaderID == nil {
+                leaderlessSinceMillis = leaderlessSinceMillis ?? now
+            } else {
+                metrics.leaderChanges.increment()
+                if let since = leaderlessSinceMillis { metrics.lastFailoverMillis.record(Int64(now - since)) }
+                leaderlessSinceMillis = nil
+            }
+            lastLeader = status.leaderID
+        }
+        lastRole = status.role
+        metrics.term.record(Int64(clamping: status.currentTerm.rawValue))
+        metrics.hasLeader.record(status.leaderID == nil ? 0 : 1)
+        metrics.applyLag.record(Int64(clamping: status.commitIndex.rawValue &- status.appliedIndex.rawValue))
+    }
+
+    /// Takes a snapshot every `snapshotEntries` applied entries and compacts the log behind it.
+    func compactIfDue() throws(DaemonError) {
+        let applied = machine.appliedIndex
+        guard applied.rawValue - node.status.snapshotIndex.rawValue >= settings.snapshotEntries else { return }
+        do {
+            let data = try machine.snapshot()
+            if let snapshot = node.compact(at: applied, data: data) { try storage.compact(to: snapshot) }
+        } catch {
+            throw .storage(error)
+        }
+    }
+
+    /// `INFO` (docs/PROTOCOL.md): `name:value` lines.
+    func infoText() -> String {
+        let status = node.status
+        let role: String
+        switch status.role {
+        case .leader: role = "leader"
+        case .follower: role = "follower"
+        case .candidate, .preCandidate: role = "candidate"
+        }
+        let lines = [
+            "# kvd", "node_id:\(status.id)", "role:\(role)", "term:\(status.currentTerm)",
+            "leader_id:\(status.leaderID.map(\.description) ?? "0")",
+            "leader_client:\(status.leaderID.flatMap { settings.clientAddresses[$0] } ?? "")",
+            "commit_index:\(status.commitIndex)", "applied_index:\(status.appliedIndex)",
+            "last_log_index:\(status.lastLogIndex)", "snapshot_index:\(status.snapshotIndex)",
+            "cluster_id:\(settings.clusterID)",
+            "voters:\(status.membership.voters.sorted().map(\.description).joined(separator: ","))",
+            "learners:\(status.membership.learners.sorted().map(\.description).joined(separator: ","))",
+        ]
+        return lines.joined(separator: "\r\n") + "\r\n"
+    }
+}
