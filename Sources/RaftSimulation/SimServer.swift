@@ -15,6 +15,8 @@ final class SimServer {
     var pausedUntil: UInt64 = 0
     /// Where to crash inside the next `Ready`, if a crash was scheduled there.
     var crashPoint: CrashPoint?
+    /// A crash scheduled for this tick (targeted faults), if any.
+    var crashAt: UInt64?
     /// Counts restarts, so that per-incarnation checks know when in-memory state began anew.
     var incarnation = 0
 
@@ -78,6 +80,7 @@ final class SimServer {
         pendingReads = [:]
         readyReads = []
         crashPoint = nil
+        crashAt = nil
         pausedUntil = 0
     }
 }

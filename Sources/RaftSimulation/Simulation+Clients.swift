@@ -6,8 +6,10 @@ extension Simulation {
     func clientRequests() throws(InvariantViolation) {
         // Once healed, only the liveness probe writes, so that a backlog cannot hide a stall.
         if faultsEnabled, random.chance(perMille: parameters.proposePerMille) { try proposeSomewhere() }
-        if random.chance(perMille: parameters.readPerMille), let server = random.pick(liveServers) {
-            try read(at: server)
+        if random.chance(perMille: parameters.readPerMille) {
+            // Mostly where a leader is known (servers outside the cluster know none); sometimes anywhere.
+            let informed = liveServers.filter { $0.node?.status.leaderID != nil }
+            if let server = random.pick(random.chance(perMille: 850) ? informed : liveServers) { try read(at: server) }
         }
         guard faultsEnabled else { return }
         if random.chance(perMille: parameters.membershipPerMille), let leader = currentLeader() {

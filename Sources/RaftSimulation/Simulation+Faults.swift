@@ -5,6 +5,9 @@ import RaftCore
 extension Simulation {
     func injectFaults() throws(InvariantViolation) {
         if random.chance(perMille: parameters.crashPerMille) { crashSomeone() }
+        for server in servers where server.isRunning && (server.crashAt ?? .max) <= now {
+            crash(server, point: nil)
+        }
         if random.chance(perMille: parameters.pausePerMille), let victim = random.pick(liveServers) {
             let ticks = random.within(5...40)
             victim.pausedUntil = now + UInt64(ticks)

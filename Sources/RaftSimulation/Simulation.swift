@@ -74,6 +74,7 @@ public final class Simulation {
             try checkAll()
         }
         try takeSnapshots()
+        try checkCommittedEntrySurvivesElections()
     }
 
     /// Heals the network, restarts and resumes every server, stops faults, and requires a leader
@@ -86,6 +87,7 @@ public final class Simulation {
             server.pausedUntil = 0
             if !server.isRunning { try restart(server) }
             server.crashPoint = nil
+            server.crashAt = nil
         }
         try checkAll()
         let start = now
@@ -122,6 +124,11 @@ public final class Simulation {
             try checker.observe(server, leadersNow: leaders)
             if server.seen.role != before.role || server.seen.term != before.term {
                 record(.roleChange(server.id, server.seen.role, server.seen.term))
+                if server.seen.role == .leader, faultsEnabled, server.crashAt == nil,
+                    random.chance(perMille: parameters.crashNewLeaderPerMille)
+                {
+                    server.crashAt = now + UInt64(random.within(1...8))
+                }
             }
         }
     }

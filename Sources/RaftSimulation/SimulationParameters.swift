@@ -42,6 +42,10 @@ public struct SimulationParameters: Sendable, CustomStringConvertible {
     public var snapshotPerMille: Int
     /// Chance that a server which just granted a vote crashes before anything else happens.
     public var crashAfterVotePerMille: Int
+    /// Chance that a newly elected leader crashes a few ticks later: before its no-op reaches a
+    /// quorum, which is when committing an earlier term's entries by counting replicas (Figure 8)
+    /// loses data.
+    public var crashNewLeaderPerMille: Int
 
     /// Draws the parameters for `seed`.
     public init(seed: UInt64, safetyTicks: Int) {
@@ -78,6 +82,7 @@ public struct SimulationParameters: Sendable, CustomStringConvertible {
         readPerMille = random.within(50...400)
         snapshotPerMille = random.within(20...120)
         crashAfterVotePerMille = random.below(300)
+        crashNewLeaderPerMille = random.below(400)
     }
 
     public var description: String {
@@ -87,6 +92,6 @@ public struct SimulationParameters: Sendable, CustomStringConvertible {
             + "loss=\(lossPerMille)‰ dup=\(duplicatePerMille)‰ delay≤\(delayMaxTicks) long=\(longDelayPerMille)‰ "
             + "crash=\(crashPerMille)‰ pause=\(pausePerMille)‰ partition=\(partitionPerMille)‰ "
             + "membership=\(membershipPerMille)‰ transfer=\(transferPerMille)‰ snapshot=\(snapshotPerMille)‰ "
-            + "crashAfterVote=\(crashAfterVotePerMille)‰"
+            + "crashAfterVote=\(crashAfterVotePerMille)‰ crashNewLeader=\(crashNewLeaderPerMille)‰"
     }
 }
