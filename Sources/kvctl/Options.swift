@@ -1,0 +1,88 @@
+import ArgumentParser
+import KVProtocol
+
+/// Options every subcommand takes: where the cluster is.
+struct ClusterOptions: ParsableArguments {
+    @Option(name: .long, help: "Client addresses, host:port,... (default: $KVCTL_ENDPOINTS, then --config, then 127.0.0.1:7001,7002,7003).")
+    var endpoints: String?
+
+    @Option(name: .long, help: "A cluster.conf file whose node lines give the client addresses.")
+    var config: String?
+
+    /// The nodes to talk to: `--endpoints`, else `--config`, else `$KVCTL_ENDPOINTS`, else the
+    /// local default. An explicit flag wins over the environment.
+    func resolveNodes() throws -> [ConfiguredNode] {
+        if let endpoints {
+            return try KVEndpoint.parseList(endpoints).map { ConfiguredNode(id: nil, endpoint: $0) }
+        }
+        if let config {
+            return try ClusterConfigFile.nodes(path: config)
+        }
+        let fromEnvironment = getenv("KVCTL_ENDPOINTS").map { String(cString: $0) } ?? ""
+        let list = fromEnvironment.isEmpty ? "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003" : fromEnvironment
+        return try KVEndpoint.parseList(list).map { ConfiguredNode(id: nil, endpoint: $0) }
+    }
+}
+
+/// The per-request deadline option, shared by all subcommands but `lock` (whose `--timeout` is
+/// the time to wait for the lock).
+struct TimeoutOption: ParsableArguments {
+    @Option(name: .long, help: "Seconds to keep retrying across nodes before giving up.")
+    var timeout: Double = 10
+
+    var duration: Duration {
+        get throws {
+            guard timeout > 0, timeout <= 86_400 else { throw CLIError("--timeout must be in (0, 86400] seconds") }
+            return .milliseconds(Int64(timeout * 1000))
+        }
+    }
+}
+
+/// A node from the endpoint list, with its id when a config file named it.
+struct ConfiguredNode: Sendable {
+    var id: String?
+    var endpoint: KVEndpoint
+}
+
+/// Reads the client addresses out of a cluster.conf: `node <id> peer=... client=host:port ...`
+/// lines; `#` starts a comment; setting lines are not kvctl's business and are skipped.
+enum ClusterConfigFile {
+    static func nodes(path: String) throws -> [ConfiguredNode] {
+        guard let text = readFile(path) else { throw CLIError("cannot read config file \(path)") }
+        var nodes: [ConfiguredNode] = []
+        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.prefix { $0 != "#" }
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+            guard words.first == "node" else { continue }
+            guard words.count >= 2, let client = words.first(where: { $0.hasPrefix("client=") }) else {
+                throw CLIError("\(path):\(number + 1): node line without client=host:port")
+            }
+            guard let endpoint = KVEndpoint(client.dropFirst("client=".count)) else {
+                throw CLIError("\(path):\(number + 1): invalid client address '\(client.dropFirst("client=".count))'")
+            }
+            nodes.append(ConfiguredNode(id: String(words[1]), endpoint: endpoint))
+        }
+        guard !nodes.isEmpty else { throw CLIError("\(path): no node lines") }
+        return nodes
+    }
+
+    private static func readFile(_ path: String) -> String? {
+        guard let file = fopen(path, "r") else { return nil }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
+            if count <= 0 { break }
+            bytes.append(contentsOf: chunk[0..<count])
+            guard bytes.count <= 16 << 20 else { return nil }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
