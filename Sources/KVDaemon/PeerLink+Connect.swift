@@ -1,0 +1,153 @@
+import Logging
+import NIOCore
+import NIOPosix
+import RaftCore
+
+extension PeerLink {
+    /// Dials the peer (again). Each attempt gets a number; callbacks of older attempts are ignored.
+    func connect() {
+        let attempt = state.withLock { state -> Int? in
+            guard !state.stopped else { return nil }
+            state.attempt += 1
+            state.reconnect = nil
+            state.counters.connectAttempts += 1
+            return state.attempt
+        }
+        guard let attempt else { return }
+        let frameBytesMax = settings.peerFrameBytesMax
+        let handshake = PeerHandshake(clusterID: clusterID, sender: selfID, receiver: peer.id)
+        let timeout = TimeAmount.milliseconds(Int64(settings.peerConnectTimeoutMillis))
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(timeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(ByteToMessageHandler(PeerFrameDecoder(frameBytesMax: frameBytesMax)))
+                    try sync.addHandler(MessageToByteHandler(PeerFrameEncoder()))
+                    try sync.addHandler(
+                        PeerOutboundHandler(link: self, attempt: attempt, handshake: handshake, timeout: timeout))
+                }
+            }
+            .connect(host: peer.peer.host, port: peer.peer.port)
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    let stopped = self.state.withLock { state -> Bool in
+                        if state.attempt == attempt { state.pendingChannel = channel }
+                        return state.stopped
+                    }
+                    if stopped { channel.close(promise: nil) }
+                case .failure(let error):
+                    self.problem("cannot connect to \(self.peer.peer): \(error)")
+                    self.attemptEnded(attempt)
+                }
+            }
+    }
+
+    /// The peer answered the handshake correctly: the connection is ready for messages.
+    func established(_ channel: any Channel, attempt: Int) {
+        let accepted = state.withLock { state -> Bool in
+            guard state.attempt == attempt, !state.stopped else { return false }
+            state.channel = channel
+            state.pendingChannel = nil
+            state.failures = 0
+            state.lastProblem = nil
+            return true
+        }
+        guard accepted else {
+            channel.close(promise: nil)
+            return
+        }
+        logger.info("connected to peer \(peer.id) at \(peer.peer)")
+        scheduleDrain()
+    }
+
+    /// The attempt failed or its connection closed: schedule the next one after a backoff of
+    /// `peer-reconnect-min-ms` doubled per consecutive failure, capped at `peer-reconnect-max-ms`,
+    /// with jitter (uniform in [delay/2, delay]) so that nodes restarted together do not retry
+    /// in lockstep. Queued messages stay queued (bounded) for the next connection.
+    func attemptEnded(_ attempt: Int) {
+        let wasConnected = state.withLock { state -> Bool in
+            guard state.attempt == attempt, !state.stopped, state.reconnect == nil else { return false }
+            let wasConnected = state.channel != nil
+            state.channel = nil
+            state.pendingChannel = nil
+            state.failures += 1
+            let delay = Self.backoffMillis(
+                failures: state.failures, minMillis: settings.peerReconnectMinMillis,
+                maxMillis: settings.peerReconnectMaxMillis)
+            state.reconnect = eventLoop.scheduleTask(in: .milliseconds(Int64(delay))) { self.connect() }
+            return wasConnected
+        }
+        if wasConnected { logger.info("lost connection to peer \(peer.id) at \(peer.peer); reconnecting") }
+    }
+
+    /// The delay before reconnection attempt number `failures` (1 for the first retry).
+    static func backoffMillis(failures: Int, minMillis: Int, maxMillis: Int) -> Int {
+        let exponent = min(max(failures - 1, 0), 30)
+        let ceiling = min(maxMillis, minMillis << exponent)
+        return Int.random(in: max(1, ceiling / 2)...max(1, ceiling))
+    }
+
+    /// Logs a connection problem at warning level the first time, at debug level while it repeats.
+    func problem(_ description: String) {
+        let isNew = state.withLock { state -> Bool in
+            state.counters.connectionFailures += 1
+            defer { state.lastProblem = description }
+            return state.lastProblem != description
+        }
+        if isNew {
+            logger.warning("peer \(peer.id): \(description)")
+        } else {
+            logger.debug("peer \(peer.id): \(description)")
+        }
+    }
+
+    /// The peer refused our handshake (another cluster, or it does not know us).
+    func refused(_ reason: String) {
+        state.withLock { $0.counters.handshakesRefused += 1 }
+        problem("refused our connection: \(reason)")
+    }
+
+    /// Stops reconnecting, drops the queue and closes the connection.
+    func stop() async {
+        let channels = state.withLock { state -> [any Channel] in
+            state.stopped = true
+            state.reconnect?.cancel()
+            state.reconnect = nil
+            state.queue.removeAll()
+            state.queuedBytes = 0
+            defer {
+                state.channel = nil
+                state.pendingChannel = nil
+            }
+            return [state.channel, state.pendingChannel].compactMap { $0 }
+        }
+        for channel in channels { try? await channel.close() }
+    }
+}
+
+/// Counters of one peer link, for metrics and tests.
+public struct PeerLinkCounters: Hashable, Sendable {
+    /// Messages written to the connection.
+    public var messagesSent = 0
+    /// Frames written (each carries one or more messages).
+    public var framesSent = 0
+    /// Messages dropped because the queue was full (oldest first).
+    public var messagesDropped = 0
+    /// Messages dropped because they could not fit in one frame.
+    public var messagesOversized = 0
+    /// Connection attempts, the first included.
+    public var connectAttempts = 0
+    /// Failed connects and lost or refused connections.
+    public var connectionFailures = 0
+    /// Handshakes the peer refused.
+    public var handshakesRefused = 0
+    /// Messages waiting in the queue now.
+    public var queuedMessages = 0
+    /// Bytes waiting in the queue now.
+    public var queuedBytes = 0
+    /// Whether the connection is up (handshake done) now.
+    public var connected = false
+}

@@ -1,0 +1,121 @@
+import Logging
+import NIOCore
+public import RaftCore
+
+extension PeerTransport {
+    /// Why an inbound handshake is refused, or nil if it is acceptable: it must come from this
+    /// cluster, from a configured node other than this one, and be meant for this node (a
+    /// mismatch means the configuration files differ between nodes).
+    func handshakeProblem(_ handshake: PeerHandshake) -> String? {
+        if handshake.clusterID != config.clusterID {
+            return "cluster id '\(handshake.clusterID)' is not this cluster's '\(config.clusterID)'"
+        }
+        if handshake.sender == selfID || config.node(handshake.sender) == nil {
+            return "node \(handshake.sender) is not a member of cluster '\(config.clusterID)'"
+        }
+        if handshake.receiver != selfID {
+            return "this is node \(selfID), not node \(handshake.receiver)"
+        }
+        return nil
+    }
+
+    /// Hands one received batch to the Raft loop.
+    func deliver(_ messages: [Message]) {
+        let result = continuation.yield(messages)
+        state.withLock { state in
+            state.counters.messagesReceived += messages.count
+            state.counters.framesReceived += 1
+            if case .dropped = result { state.counters.inboundBatchesDropped += 1 }
+        }
+    }
+
+    /// Counts and logs a refused or dropped inbound connection.
+    func refusedConnection(from remote: String, reason: String) {
+        state.withLock { $0.counters.connectionsRefused += 1 }
+        logger.warning("refused peer connection from \(remote): \(reason)")
+    }
+
+    /// Registers an accepted connection so `shutdown` can close it; false if the transport is
+    /// stopping or already holds the most inbound connections it accepts.
+    func register(_ channel: any Channel) -> Bool {
+        let limit = Self.inboundConnectionsPerPeerMax * max(1, config.nodes.count - 1)
+        return state.withLock { state in
+            guard !state.stopped, state.connections.count < limit else {
+                state.counters.connectionsRefused += 1
+                return false
+            }
+            state.connections[ObjectIdentifier(channel)] = channel
+            return true
+        }
+    }
+
+    func unregister(_ channel: any Channel) {
+        _ = state.withLock { $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+}
+
+/// Keeps the transport's list of inbound connections current and enforces its limit.
+final class ConnectionTracker: ChannelInboundHandler {
+    typealias InboundIn = Never
+
+    private let transport: PeerTransport
+
+    init(transport: PeerTransport) { self.transport = transport }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if !transport.register(context.channel) {
+            transport.logger.warning("too many peer connections; closing the one from \(context.remoteAddress.map { "\($0)" } ?? "unknown")")
+            context.close(promise: nil)
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        transport.unregister(context.channel)
+        context.fireChannelInactive()
+    }
+}
+
+/// What the transport has done so far, for metrics and tests.
+public struct PeerTransportCounters: Hashable, Sendable {
+    /// Messages written to peers.
+    public var messagesSent = 0
+    /// Frames written to peers.
+    public var framesSent = 0
+    /// Messages dropped by full send queues or for not fitting in a frame.
+    public var messagesDropped = 0
+    /// Messages addressed to nodes that are not configured.
+    public var messagesUnroutable = 0
+    /// Connection attempts beyond the first, over all peers.
+    public var reconnects = 0
+    /// Peers with an established outgoing connection now.
+    public var connectedPeers = 0
+    /// Messages received from peers.
+    public var messagesReceived = 0
+    /// Frames of messages received from peers.
+    public var framesReceived = 0
+    /// Received batches dropped because the Raft loop lagged behind.
+    public var inboundBatchesDropped = 0
+    /// Inbound connections refused (handshake, protocol error or connection limit).
+    public var connectionsRefused = 0
+    /// Each outgoing link's own counters.
+    public var peers: [NodeID: PeerLinkCounters] = [:]
+}
+
+/// Why the transport cannot start. `description` is one line naming the address.
+public enum PeerTransportError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// Another process listens on this node's peer address.
+    case addressInUse(HostPort)
+    /// Binding the peer address failed for another reason.
+    case bindFailed(HostPort, String)
+    /// This node's id is not in the configuration.
+    case unknownNode(NodeID)
+
+    public var description: String {
+        switch self {
+        case .addressInUse(let address): return "peer address \(address) is already in use"
+        case .bindFailed(let address, let reason): return "cannot listen for peers on \(address): \(reason)"
+        case .unknownNode(let id): return "node \(id) is not in the cluster configuration"
+        }
+    }
+}
