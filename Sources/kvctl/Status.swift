@@ -13,7 +13,7 @@ struct NodeInfo: Sendable {
         await withTaskGroup(of: (Int, NodeInfo).self) { group in
             for (index, node) in nodes.enumerated() {
                 group.addTask {
-                    let reply = try? await client.request(["INFO".utf8].map(Array.init), at: node.endpoint, timeout: timeout)
+                    let reply = try? await client.request(["INFO"], at: node.endpoint, timeout: timeout)
                     guard let text = reply?.text else {
                         return (index, NodeInfo(configured: node, fields: [:], reachable: false))
                     }
@@ -29,7 +29,7 @@ struct NodeInfo: Sendable {
     /// Parses `name:value` lines; `#` section headers and blank lines are skipped.
     static func parse(_ text: String) -> [String: String] {
         var fields: [String: String] = [:]
-        for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) where !line.hasPrefix("#") {
+        for line in text.split(whereSeparator: \.isNewline) where !line.hasPrefix("#") {  // "\r\n" is one Character
             guard let colon = line.firstIndex(of: ":") else { continue }
             fields[String(line[..<colon])] = String(line[line.index(after: colon)...])
         }

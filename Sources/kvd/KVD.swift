@@ -1,1 +1,59 @@
-print("kvd: under construction")
+import ArgumentParser
+import KVDaemon
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `kvd --config FILE --id ID [--data-dir DIR]` (BRIEF §4.1).
+@main
+struct KVD: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kvd",
+        abstract: "A Raft-replicated key-value store with leases, locks and fencing tokens.",
+        discussion: """
+            Every node of a cluster runs with the same cluster.conf. The data directory defaults to \
+            data/ID. SIGTERM stops gracefully: a leader hands leadership over first.
+            """)
+
+    @Option(name: .long, help: "The cluster configuration file (see docs/CONFIGURATION.md).")
+    var config: String
+
+    @Option(name: .long, help: "This node's id, as in a 'node' line of the configuration.")
+    var id: UInt64
+
+    @Option(name: .customLong("data-dir"), help: "Where this node keeps its data (default: data/ID).")
+    var dataDir: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            Self.exit(withError: ValidationError("unknown log level '\(logLevel)'"))
+        }
+        do {
+            try await Daemon.run(Daemon.Options(configPath: config, nodeID: id, dataDirectory: dataDir, logLevel: level))
+        } catch {
+            // One clear line, then a non-zero exit (BRIEF §4.1).
+            var stderr = StandardError()
+            print("kvd: \(error)", to: &stderr)
+            Glibc.exit(1)
+        }
+    }
+}
+
+/// Standard error as a `TextOutputStream`.
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        // Written straight to descriptor 2: the C `stderr` global is not concurrency-safe in Swift 6.
+        var remaining = Array(string.utf8)[...]
+        while !remaining.isEmpty {
+            let written = remaining.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+            if written <= 0 { return }
+            remaining = remaining.dropFirst(written)
+        }
+    }
+}
+

@@ -1,0 +1,158 @@
+import KVProtocol
+import KVStore
+public import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+import Prometheus
+import RaftCore
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Assembles one kvd node from its configuration and runs it until SIGTERM/SIGINT: the peer
+/// transport, the Raft loop, the client server and the metrics server, as one `ServiceGroup`.
+public enum Daemon {
+    public struct Options: Sendable {
+        public var configPath: String
+        public var nodeID: UInt64
+        public var dataDirectory: String?
+        public var logLevel: Logger.Level
+
+        public init(configPath: String, nodeID: UInt64, dataDirectory: String?, logLevel: Logger.Level) {
+            self.configPath = configPath
+            self.nodeID = nodeID
+            self.dataDirectory = dataDirectory
+            self.logLevel = logLevel
+        }
+    }
+
+    /// Runs the node. Every start-up problem (bad configuration, unknown id, a port in use, a
+    /// data directory of another cluster, a corrupt database) throws an error whose description
+    /// is one line naming it.
+    public static func run(_ options: Options) async throws {
+        let config = try ClusterConfig.load(path: options.configPath)
+        let id = NodeID(options.nodeID)
+        let me = try config.requireNode(id)
+        let directory = try DataDirectory(
+            path: options.dataDirectory ?? DataDirectory.defaultPath(for: id), clusterID: config.clusterID, nodeID: id)
+        let level = options.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: "kvd")
+        logger[metadataKey: "node"] = "\(id)"
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let metrics = DaemonMetrics()
+        let group = MultiThreadedEventLoopGroup.singleton
+
+        let transport = try await PeerTransport.start(config: config, selfID: id, group: group, logger: logger)
+        let loop = makeLoop(config: config, me: me, directory: directory, transport: transport, metrics: metrics, logger: logger)
+        let clientServer = try await bindClientServer(config: config, me: me, loop: loop.handle, group: group, metrics: metrics, logger: logger)
+        var services: [any Service] = [transport, loop, clientServer]
+        if let address = me.metrics {
+            let handle = loop.handle
+            services.append(
+                MetricsServer(
+                    host: address.host, port: address.port, registry: registry, group: group, logger: logger,
+                    health: { await healthJSON(handle) }))
+        }
+        let forward = Task { for await batch in transport.inbound { loop.handle.deliver(batch) } }
+        defer { forward.cancel() }
+        logger.info("kvd starting", metadata: ["cluster": "\(config.clusterID)", "data": "\(directory.path)"])
+        let serviceGroup = ServiceGroup(
+            configuration: ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await serviceGroup.run()
+        withExtendedLifetime(directory) {}
+    }
+
+    static func makeLoop(
+        config: ClusterConfig, me: ClusterNode, directory: DataDirectory, transport: PeerTransport, metrics: DaemonMetrics,
+        logger: Logger
+    ) -> RaftLoop {
+        var settings = RaftDriver.Settings(
+            clientAddresses: Dictionary(uniqueKeysWithValues: config.nodes.map { ($0.id, $0.client.description) }),
+            clusterID: config.clusterID)
+        settings.requestTimeoutMillis = UInt64(config.settings.requestTimeoutMillis)
+        settings.lockWaitMaxMillis = UInt64(config.settings.lockWaitMaxMillis)
+        settings.snapshotEntries = UInt64(config.settings.snapshotEntries)
+        settings.heartbeatMillis = UInt64(config.settings.heartbeatMillis)
+        settings.electionTimeoutMillis = UInt64(config.settings.electionTimeoutMillis)
+        let driverSettings = settings
+        let raftConfiguration = config.raftConfiguration(for: me.id)
+        let limits = config.kvLimits
+        let membership = config.membership
+        let logPath = directory.raftLogPath, statePath = directory.stateMachinePath
+        let clock = ContinuousClock()
+        let start = clock.now
+        return RaftLoop(
+            tickMillis: config.tickMillis, handOverWaitMillis: config.settings.electionTimeoutMillis, logger: logger,
+            sendToPeers: { transport.send($0) }
+        ) { send in
+            let storage: SQLiteLogStorage
+            let machine: KVStateMachine
+            do {
+                storage = try SQLiteLogStorage(path: logPath)
+                var stateOptions = SQLiteConnection.Options()
+                // The state machine may lose its last transactions in a power cut: it then
+                // re-applies them from the log, which is always fsynced first.
+                stateOptions.synchronous = .normal
+                machine = try KVStateMachine(database: try SQLiteConnection(path: statePath, options: stateOptions), limits: limits)
+            } catch let error as StorageError {
+                throw DaemonError.storage(error)
+            }
+            return try RaftDriver(
+                configuration: raftConfiguration, bootstrap: membership, settings: driverSettings, storage: storage,
+                machine: machine, seed: UInt64.random(in: 1...UInt64.max), metrics: metrics, send: send,
+                monotonicMillis: {
+                    let elapsed = (clock.now - start).components
+                    return UInt64(elapsed.seconds) * 1000 + UInt64(elapsed.attoseconds / 1_000_000_000_000_000)
+                },
+                wallMillis: { wallClockMillis() })
+        }
+    }
+
+    static func bindClientServer(
+        config: ClusterConfig, me: ClusterNode, loop: RaftLoopHandle, group: any EventLoopGroup, metrics: DaemonMetrics,
+        logger: Logger
+    ) async throws -> ClientServer {
+        var limits = ClientServer.Limits()
+        limits.request = RESPLimits(bulkBytesMax: config.settings.requestBytesMax)
+        limits.pipelineRequestsMax = config.settings.pipelineRequestsMax
+        limits.connectionsMax = config.settings.clientConnectionsMax
+        do {
+            return try await ClientServer.bind(
+                host: me.client.host, port: me.client.port, limits: limits, loop: loop, group: group, metrics: metrics,
+                logger: logger)
+        } catch {
+            throw DaemonError.startup("cannot listen for clients on \(me.client): \(error)")
+        }
+    }
+
+    /// `/health`: the node's view, as JSON.
+    static func healthJSON(_ loop: RaftLoopHandle) async -> String {
+        guard case .bulk(let bytes?) = await loop.submit(.info, localReads: true) else { return "{\"ok\":false}" }
+        var fields: [String] = []
+        for line in String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isNewline) {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2 else { continue }
+            let value = String(parts[1].filter { !$0.isWhitespace })
+            let isNumber = !value.isEmpty && value.allSatisfy(\.isNumber)
+            fields.append("\"\(parts[0])\":" + (isNumber ? value : "\"\(value)\""))
+        }
+        let hasLeader = !fields.contains("\"leader_id\":0")
+        return "{\"has_leader\":\(hasLeader)," + fields.joined(separator: ",") + "}"
+    }
+
+    /// Wall-clock milliseconds since 1970, stamped into commands by the leader.
+    static func wallClockMillis() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return UInt64(now.tv_sec) * 1000 + UInt64(now.tv_nsec) / 1_000_000
+    }
+}

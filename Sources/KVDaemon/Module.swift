@@ -1,1 +1,0 @@
-// The kvd daemon library: see RaftLoop.swift.
