@@ -16,6 +16,7 @@ public struct KeyValueRegister: ReplicatedStateMachine, Hashable, Sendable {
         public var index: LogIndex
     }
 
+    /// The index of the last entry applied (or of the restored snapshot).
     public private(set) var appliedIndex: LogIndex = .zero
     /// One slot per key; nil until the key is first written.
     public private(set) var slots: [Slot?] = Array(repeating: nil, count: KeyValueRegister.keyCount)
@@ -23,6 +24,7 @@ public struct KeyValueRegister: ReplicatedStateMachine, Hashable, Sendable {
     /// the same applied index can be compared in O(1), snapshots included.
     public private(set) var digest: UInt64 = 0
 
+    /// An empty state: nothing applied, every register unwritten.
     public init() {}
 
     /// Encodes a write of `operation` to register `key`.
@@ -56,6 +58,7 @@ public struct KeyValueRegister: ReplicatedStateMachine, Hashable, Sendable {
         return operation
     }
 
+    /// Serialises applied index, digest and every register (160 bytes, so several chunks).
     public func snapshot() throws(StorageError) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(16 + 17 * Self.keyCount)
@@ -69,6 +72,7 @@ public struct KeyValueRegister: ReplicatedStateMachine, Hashable, Sendable {
         return bytes
     }
 
+    /// Replaces the state by a snapshot's; refuses data whose index disagrees with its metadata.
     public mutating func restore(_ data: [UInt8], metadata: SnapshotMetadata) throws(StorageError) {
         guard data.count == 16 + 17 * Self.keyCount else { throw .corrupt("snapshot has \(data.count) bytes") }
         let index = LogIndex(Self.readWord(data, at: 0))

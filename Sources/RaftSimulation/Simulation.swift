@@ -5,7 +5,9 @@ import RaftCore
 /// runs the cluster under faults and checks the invariants after every event; a liveness phase
 /// then heals everything and requires a new commit within a bounded number of ticks.
 public final class Simulation {
+    /// The seed every decision of this run is drawn from.
     public let seed: UInt64
+    /// What the seed decided before the run: cluster size, Raft limits, fault mix.
     public let parameters: SimulationParameters
     /// The liveness phase fails if no proposal is acknowledged within this many ticks.
     public let livenessTicksMax: Int
@@ -141,8 +143,10 @@ public final class Simulation {
     }
 }
 
-/// What one run did, for the summary lines of the test and of `raft-sim`.
+/// What one run did (counts of events of each kind), for the summary lines of the test and of
+/// `raft-sim`; `add` sums runs. A run that acknowledged no writes or served no reads proved little.
 public struct SimulationStats: Sendable {
+    // Counts, named after what they count; `committedIndex` sums each run's highest commit.
     public var ticks: UInt64 = 0
     public var messages = 0
     public var deliveredMessages = 0
@@ -161,6 +165,7 @@ public struct SimulationStats: Sendable {
     /// Ticks the liveness phase needed to commit a new proposal.
     public var livenessTicks = 0
 
+    /// All counts zero.
     public init() {}
 
     /// Adds another run's counts to these.
@@ -183,6 +188,7 @@ public struct SimulationStats: Sendable {
         livenessTicks = max(livenessTicks, other.livenessTicks)
     }
 
+    /// The counts on one line.
     public var summary: String {
         "ticks=\(ticks) messages=\(messages) delivered=\(deliveredMessages) acked-writes=\(acknowledgedWrites) "
             + "reads=\(servedReads) (failed \(failedReads)) crashes=\(crashes) restarts=\(restarts) "
@@ -193,11 +199,14 @@ public struct SimulationStats: Sendable {
 
 /// An invariant violation found by a seed, with what is needed to understand and replay it.
 public struct SimulationFailure: Error, CustomStringConvertible, Sendable {
+    /// The seed that replays the failure; `nodeCount` voters at the start; `tick` when it failed.
     public var seed: UInt64
     public var nodeCount: Int
     public var tick: UInt64
+    /// The name of the violated invariant, and the facts that show the violation.
     public var invariant: String
     public var detail: String
+    /// The seed's parameters (`SimulationParameters.description`).
     public var parameters: String
     /// The last events before the violation, oldest first.
     public var recentEvents: [String]
@@ -205,11 +214,12 @@ public struct SimulationFailure: Error, CustomStringConvertible, Sendable {
     /// The commands that replay exactly this run.
     public var replayCommands: [String] {
         [
-            "RAFT_SIM_SEEDS=1 RAFT_SIM_FIRST_SEED=\(seed) swift test --filter SimulationTests",
+            "RAFT_SIM_SEEDS=1 RAFT_SIM_FIRST_SEED=\(seed) swift test --filter RaftTests.SimulationTests",
             "swift run -c release raft-sim --seed \(seed) --trace",
         ]
     }
 
+    /// The full report: seed, invariant, detail, parameters, recent events and replay commands.
     public var description: String {
         var lines = [
             "Raft simulation failed: seed \(seed), \(nodeCount) nodes, tick \(tick)",

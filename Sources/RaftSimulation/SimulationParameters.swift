@@ -27,18 +27,27 @@ public struct SimulationParameters: Sendable, CustomStringConvertible {
     public var safetyTicks: Int
     /// Message faults, in per mille of messages.
     public var lossPerMille: Int
+    /// Messages delivered twice, in per mille.
     public var duplicatePerMille: Int
     /// Most ticks a message normally travels; a few messages are held much longer (reordering).
     public var delayMaxTicks: Int
+    /// Messages held for up to three election timeouts, in per mille.
     public var longDelayPerMille: Int
-    /// Fault and client rates, in per mille per tick.
+    /// Chance per tick that some server crashes (between events or inside a `Ready`).
     public var crashPerMille: Int
+    /// Chance per tick that some server is paused (not ticked, messages held) for 5–40 ticks.
     public var pausePerMille: Int
+    /// Chance per tick that a partition starts when none is in force.
     public var partitionPerMille: Int
+    /// Chance per tick of a membership change at a leader.
     public var membershipPerMille: Int
+    /// Chance per tick of a leadership transfer.
     public var transferPerMille: Int
+    /// Chance per tick of a client write.
     public var proposePerMille: Int
+    /// Chance per tick of a ReadIndex read.
     public var readPerMille: Int
+    /// Chance per tick, per server, of taking a snapshot and compacting the log.
     public var snapshotPerMille: Int
     /// Chance that a server which just granted a vote crashes before anything else happens.
     public var crashAfterVotePerMille: Int
@@ -85,6 +94,7 @@ public struct SimulationParameters: Sendable, CustomStringConvertible {
         crashNewLeaderPerMille = random.below(400)
     }
 
+    /// One line naming every parameter, printed with failures.
     public var description: String {
         "nodes=\(nodeCount)+\(spareCount) spare, heartbeat=\(raft.heartbeatIntervalTicks) election=\(raft.electionTimeoutTicks) "
             + "entries/append=\(raft.entriesPerAppendMax) bytes/append=\(raft.bytesPerAppendMax) "
