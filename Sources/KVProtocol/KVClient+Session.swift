@@ -26,16 +26,22 @@ extension KVClient {
         await enterGate()
         defer { leaveGate() }
         var retry = RetryState(deadline: ContinuousClock.now + (timeout ?? configuration.requestTimeout))
-        while true {
+        for _ in 0..<Self.sessionRegistrationsPerWriteMax {
             let (id, sequence) = try await nextSequence(deadline: retry.deadline)
             let wrapped = [Array("SESSION".utf8), Array(String(id).utf8), Array(String(sequence).utf8)] + arguments
             do {
                 return try await routed(wrapped, idempotent: true, retry: &retry)
             } catch where error.code == "SESSIONEXPIRED" && error.outcome == .definite {
                 session = nil
+                retry.lastFailure = error
             }
         }
+        throw retry.lastFailure ?? retry.exhausted()
     }
+
+    /// Most times one write registers a new session after `-SESSIONEXPIRED` before giving up
+    /// (more would mean the server forgets sessions as fast as they are made).
+    static let sessionRegistrationsPerWriteMax = 3
 
     /// Text-argument convenience for `write(_:timeout:)`.
     public func write(_ arguments: [String], timeout: Duration? = nil) async throws(KVClientError) -> RESPValue {

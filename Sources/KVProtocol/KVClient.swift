@@ -78,6 +78,15 @@ public actor KVClient {
         return try await attempt(arguments, at: endpoint, deadline: deadline)
     }
 
+    /// Text-argument convenience for `request(_:at:timeout:)`.
+    public func request(
+        _ arguments: [String],
+        at endpoint: KVEndpoint,
+        timeout: Duration? = nil
+    ) async throws(KVClientError) -> RESPValue {
+        try await request(arguments.map { Array($0.utf8) }, at: endpoint, timeout: timeout)
+    }
+
     /// Sends `arguments` to the leader, following redirects and retrying within `timeout`
     /// (default `configuration.requestTimeout`). Error replies are thrown as `.errorReply`.
     ///
