@@ -92,6 +92,13 @@ let package = Package(
             dependencies: ["KVDaemon", "KVProtocol", "RaftCore", "KVStore"],
             swiftSettings: strictSettings
         ),
+        // Real kvd processes on loopback (ports chosen free at run time), driven by kvctl and
+        // redis-cli: the walkthrough, failover, locks with fencing, protocol edge cases.
+        .testTarget(
+            name: "ClusterTests",
+            dependencies: ["KVProtocol"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "RaftTests",
             dependencies: ["RaftCore", "RaftSimulation"],
