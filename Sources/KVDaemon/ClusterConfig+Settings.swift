@@ -30,7 +30,7 @@
 /// | `apply-entries-max` | 1024 | 1–1000000 | committed entries applied per Raft step |
 /// | `pending-reads-max` | 4096 | 1–1000000 | linearizable reads waiting for leadership confirmation |
 /// | `peer-frame-bytes-max` | 16777216 | max(append-bytes-max, request-bytes-max, snapshot-chunk-bytes) + 131072 – 1073741824 | largest peer frame sent or accepted |
-/// | `peer-queue-messages-max` | 1024 | 1–1000000 | messages queued for one peer before the oldest are dropped |
+/// | `peer-queue-messages-max` | 1024 | 1–1000000 | messages queued for one peer, and received batches waiting for the Raft loop, before the oldest are dropped |
 /// | `peer-queue-bytes-max` | 67108864 | peer-frame-bytes-max – 17179869184 | bytes queued for one peer before the oldest are dropped |
 /// | `peer-reconnect-min-ms` | 25 | 1–60000 | first delay before reconnecting to a peer (doubles per failure) |
 /// | `peer-reconnect-max-ms` | 1000 | peer-reconnect-min-ms – 600000 | longest delay between reconnection attempts |
