@@ -67,6 +67,18 @@ extension RaftDriver {
                     pending.reply.send(.err("lock queued without WAIT"))
                     return
                 }
+                // A session retry gets the kept `lockQueued` even if the grant, or the end of the
+                // lease, has applied since: answer from the state instead of waiting for an event
+                // that already happened (the retry would time out, again and again).
+                if let holder = try? machine.lockOwner(name), holder.leaseID == lease {
+                    metrics.lockGrants.increment()
+                    pending.reply.send(.integer(Int64(clamping: holder.token)))
+                    return
+                }
+                if let alive = try? machine.lease(lease) != nil, !alive {
+                    pending.reply.send(.err("lease \(lease) ended while waiting for the lock"))
+                    return
+                }
                 let key = LockWaiterKey(name: name, leaseID: lease)
                 lockWaiters[key, default: []].append(Waiter(deadline: waitDeadline, reply: pending.reply))
             default:
