@@ -134,7 +134,7 @@ public final class PeerTransport: Service, Sendable {
                 unroutable += 1
                 continue
             }
-            var writer = BinaryWriter(capacity: 64 + message.payloadBytes)
+            var writer = BinaryWriter(capacity: 64 + message.wireSizeHint)
             PeerWire.encode(message, into: &writer)
             byPeer[message.to, default: []].append(ByteBuffer(bytes: writer.bytes))
         }

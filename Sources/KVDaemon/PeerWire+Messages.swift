@@ -41,7 +41,7 @@ extension PeerWire {
 
     /// The encoding of `message`.
     public static func encode(_ message: Message) -> [UInt8] {
-        var writer = BinaryWriter(capacity: 64 + message.payloadBytes)
+        var writer = BinaryWriter(capacity: 64 + message.wireSizeHint)
         encode(message, into: &writer)
         return writer.bytes
     }
@@ -219,8 +219,8 @@ extension PeerWire {
 }
 
 extension Message {
-    /// Bytes of entry payloads or snapshot data this message carries (its bulk), for sizing.
-    var payloadBytes: Int {
+    /// Roughly the bytes of entries or snapshot data this message carries, to size its encoding buffer.
+    var wireSizeHint: Int {
         switch body {
         case .appendEntries(let append): return append.entries.reduce(0) { $0 + $1.sizeBytes }
         case .installSnapshot(let chunk): return chunk.data.count + 64
