@@ -152,7 +152,7 @@ final class KVSimulation {
     /// A client saw a reply no correct server gives; thrown at the end of the tick.
     var clientViolation: KVSimViolation?
 
-    init(seed: UInt64, safetyTicks: Int = 500) {
+    init(seed: UInt64, safetyTicks: Int = 600) {
         self.seed = seed
         parameters = KVSimParameters(seed: seed, safetyTicks: safetyTicks)
         random = SplitMix64(seed: seed)
@@ -217,16 +217,22 @@ final class KVSimulation {
             if clients.allSatisfy(\.isDone), isConverged { return }
         }
         let busy = clients.filter { !$0.isDone }.map { "client \($0.id): \($0.currentDescription)" }
+        let leases = nodes.compactMap { try? $0.driver?.machine.allLeases().map(\.id) }.first ?? []
         throw KVSimViolation(
-            "Liveness", "not converged \(parameters.livenessTicksMax) ticks after healing; busy: \(busy); "
+            "Liveness", "not converged \(parameters.livenessTicksMax) ticks after healing; busy: \(busy); leases left: \(leases); "
                 + "applied: \(nodes.map { "\($0.id)=\($0.driver?.machine.appliedIndex.rawValue ?? 0)" })")
     }
 
-    /// Every node runs, one leader leads, and every node applied everything it committed.
+    /// Every node runs, one leader leads, every node applied everything it committed, and no
+    /// lease is left: nobody keeps one alive any more, so each must expire (leases do not live
+    /// forever across failovers).
     var isConverged: Bool {
         let drivers = nodes.compactMap(\.driver)
-        guard drivers.count == nodes.count, drivers.contains(where: { $0.status.role == .leader }) else { return false }
+        guard drivers.count == nodes.count, let leader = drivers.first(where: { $0.status.role == .leader }) else {
+            return false
+        }
         let commit = drivers.map { $0.status.commitIndex }.max() ?? .zero
+        guard (try? leader.machine.allLeases().isEmpty) == true else { return false }
         return drivers.allSatisfy { $0.machine.appliedIndex == commit && $0.status.lastLogIndex == commit }
     }
 
