@@ -1,0 +1,42 @@
+/// What one run did, to show the workload really happened.
+struct KVSimStats {
+    var ticks: UInt64 = 0
+    var crashes = 0
+    var pauses = 0
+    var partitions = 0
+    var lostMessages = 0
+    var appliedEntries = 0
+    var acknowledgedWrites = 0
+    var indeterminateRetries = 0
+    var lockGrants = 0
+    var fencedAccepted = 0
+    var fencedStale = 0
+    var leaseExpiries = 0
+    var uncheckedHistories = 0
+    var historyOperations = 0
+
+    mutating func add(_ other: KVSimStats) {
+        ticks += other.ticks
+        crashes += other.crashes
+        pauses += other.pauses
+        partitions += other.partitions
+        lostMessages += other.lostMessages
+        appliedEntries += other.appliedEntries
+        acknowledgedWrites += other.acknowledgedWrites
+        indeterminateRetries += other.indeterminateRetries
+        lockGrants += other.lockGrants
+        fencedAccepted += other.fencedAccepted
+        fencedStale += other.fencedStale
+        leaseExpiries += other.leaseExpiries
+        uncheckedHistories += other.uncheckedHistories
+        historyOperations += other.historyOperations
+    }
+
+    var summary: String {
+        "\(ticks) ticks, \(appliedEntries) entries applied, \(acknowledgedWrites) writes acknowledged "
+            + "(\(indeterminateRetries) indeterminate retries), \(lockGrants) lock grants, fenced writes \(fencedAccepted) "
+            + "accepted / \(fencedStale) stale, \(leaseExpiries) lease expiries, \(crashes) crashes, \(pauses) pauses, "
+            + "\(partitions) partitions, \(lostMessages) messages lost, \(historyOperations) KV operations checked, "
+            + "\(uncheckedHistories) histories unchecked (budget)"
+    }
+}
