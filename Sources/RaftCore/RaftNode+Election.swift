@@ -29,12 +29,15 @@ extension RaftNode {
             switch message.body {
             case .appendEntries(let request):
                 // Tell a stale leader about the newer term so it steps down (Figure 2: reply false).
+                // The reply travels in our term, which the sender may lead by now with a new round
+                // count: echoing the old term's round would confirm ReadIndex rounds no follower
+                // acknowledged (a stale read, simulator seed 17966). Round 0 confirms nothing.
                 send(message.from, .appendEntriesResponse(AppendEntriesResponse(
                     success: false, matchIndex: .zero, rejectedIndex: request.prevLogIndex,
-                    conflictIndex: log.lastIndex.next, round: request.round)))
-            case .installSnapshot(let request):
+                    conflictIndex: log.lastIndex.next, round: 0)))
+            case .installSnapshot:
                 send(message.from, .appendEntriesResponse(AppendEntriesResponse(
-                    success: false, matchIndex: .zero, round: request.round)))
+                    success: false, matchIndex: .zero, round: 0)))
             case .requestVote(let request):
                 send(message.from, .requestVoteResponse(RequestVoteResponse(voteGranted: false, isPreVote: request.isPreVote)))
             case .requestVoteResponse, .appendEntriesResponse, .installSnapshotResponse, .timeoutNow,

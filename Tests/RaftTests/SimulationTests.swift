@@ -33,7 +33,9 @@ struct SimulationTests {
     /// - 257: caught commitment of a previous-term entry by counting replicas (Leader Completeness).
     /// - 1: caught ReadIndex served before the new leader's no-op committed (Linearizable read).
     /// - 4: caught AppendEntries accepted without the term check (Log Matching).
-    static let regressionSeeds: [UInt64] = [23, 27, 1534, 13, 2, 37, 257, 1, 4]
+    /// - 17966: RaftCore bug: a stale-term rejection echoed its old term's ReadIndex round, so a
+    ///   deposed leader confirmed a read no quorum acknowledged (Linearizable read).
+    static let regressionSeeds: [UInt64] = [23, 27, 1534, 13, 2, 37, 257, 1, 4, 17966]
 
     @Test("every seed keeps Raft's safety invariants and recovers once healed")
     func seeds() {
