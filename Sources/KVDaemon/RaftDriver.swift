@@ -115,27 +115,66 @@ public final class RaftDriver {
 
     // MARK: Inputs
 
+    /// Handles every input in `inputs`, then runs the `Ready` cycle once: proposals from many
+    /// clients share one log write and one fsync (group commit), and peer messages that arrived
+    /// together are acknowledged together. Returns the peer messages that were refused.
+    public func process(_ inputs: [LoopInput]) throws(DaemonError) -> [StepError] {
+        var rejected: [StepError] = []
+        for input in inputs {
+            switch input {
+            case .tick: onTick()
+            case .peerMessages(let messages): rejected += step(messages)
+            case .command(let command, let localReads, let responder): start(command, localReads: localReads, reply: responder)
+            case .handOver(let done): done(startHandOver())
+            }
+        }
+        try processReady()
+        return rejected
+    }
+
     /// One timer tick: Raft's clock, lease expiry on the leader, request deadlines.
     public func tick() throws(DaemonError) {
-        node.tick()
-        let now = monotonicMillis()
-        proposeLeaseMaintenance(now: now)
-        expireDeadlines(now: now)
+        onTick()
         try processReady()
     }
 
     /// Messages from peers. A malformed one is logged by the caller and dropped.
     public func receive(_ messages: [Message]) throws(DaemonError) -> [StepError] {
-        var rejected: [StepError] = []
-        for message in messages {
-            do { try node.step(message) } catch { rejected.append(error) }
-        }
+        let rejected = step(messages)
         try processReady()
         return rejected
     }
 
     /// One client command; `reply` is called exactly once, now or later.
     public func handle(_ command: ClientCommand, localReads: Bool, reply: Responder) throws(DaemonError) {
+        start(command, localReads: localReads, reply: reply)
+        try processReady()
+    }
+
+    /// Before a graceful stop: a leader hands leadership to its most caught-up voter.
+    /// Returns whether a transfer started.
+    public func handOverLeadership() throws(DaemonError) -> Bool {
+        let started = startHandOver()
+        try processReady()
+        return started
+    }
+
+    func onTick() {
+        node.tick()
+        let now = monotonicMillis()
+        proposeLeaseMaintenance(now: now)
+        expireDeadlines(now: now)
+    }
+
+    func step(_ messages: [Message]) -> [StepError] {
+        var rejected: [StepError] = []
+        for message in messages {
+            do { try node.step(message) } catch { rejected.append(error) }
+        }
+        return rejected
+    }
+
+    func start(_ command: ClientCommand, localReads: Bool, reply: Responder) {
         let now = monotonicMillis()
         let deadline = now + settings.requestTimeoutMillis
         switch command {
@@ -162,15 +201,11 @@ public final class RaftDriver {
                 reply.send(proposalErrorReply(error))
             }
         }
-        try processReady()
     }
 
-    /// Before a graceful stop: a leader hands leadership to its most caught-up voter.
-    /// Returns whether a transfer started.
-    public func handOverLeadership() throws(DaemonError) -> Bool {
+    func startHandOver() -> Bool {
         guard let target = node.bestTransferTarget else { return false }
         do { try node.transferLeadership(to: target) } catch { return false }
-        try processReady()
         return true
     }
 

@@ -1,6 +1,7 @@
 public import Logging
 public import RaftCore
 public import ServiceLifecycle
+import Synchronization
 
 /// Something the Raft loop must handle. Everything that changes Raft state arrives here, so one
 /// task owns it and there is never an `await` in the middle of a state change.
@@ -12,15 +13,60 @@ public enum LoopInput: Sendable {
     case handOver(done: @Sendable (Bool) -> Void)
 }
 
+/// Inputs waiting for the Raft loop. Producers (client connections, the peer transport, the
+/// ticker) append under a lock and wake the loop; the loop takes everything queued at once, so
+/// that all proposals that arrived while it was busy (for example in an fsync) share the next
+/// log write (group commit).
+final class LoopMailbox: Sendable {
+    private let queue = Mutex(Queue())
+    let wakeups: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
+
+    struct Queue {
+        var inputs: [LoopInput] = []
+        var closed = false
+    }
+
+    init() {
+        (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Queues `input`; false if the loop has stopped.
+    @discardableResult
+    func post(_ input: LoopInput) -> Bool {
+        let accepted = queue.withLock { queue -> Bool in
+            guard !queue.closed else { return false }
+            queue.inputs.append(input)
+            return true
+        }
+        if accepted { wake.yield() }
+        return accepted
+    }
+
+    /// Everything queued so far, in arrival order.
+    func drain() -> [LoopInput] {
+        queue.withLock { queue in
+            defer { queue.inputs.removeAll(keepingCapacity: true) }
+            return queue.inputs
+        }
+    }
+
+    /// Stops accepting inputs and ends the loop once it has drained what is queued.
+    func close() {
+        queue.withLock { $0.closed = true }
+        wake.finish()
+    }
+}
+
 /// The sending side of the Raft loop, for the client server and the peer transport.
 public struct RaftLoopHandle: Sendable {
-    let continuation: AsyncStream<LoopInput>.Continuation
+    let mailbox: LoopMailbox
 
     /// Runs one client command through the loop and returns its reply.
     public func submit(_ command: ClientCommand, localReads: Bool) async -> Reply {
         await withCheckedContinuation { (result: CheckedContinuation<Reply, Never>) in
             let responder = Responder { result.resume(returning: $0) }
-            if case .terminated = continuation.yield(.command(command, localReads: localReads, responder)) {
+            if !mailbox.post(.command(command, localReads: localReads, responder)) {
                 result.resume(returning: .unavailable("node is shutting down"))
             }
         }
@@ -28,7 +74,7 @@ public struct RaftLoopHandle: Sendable {
 
     /// Hands peer messages to the loop.
     public func deliver(_ messages: [Message]) {
-        continuation.yield(.peerMessages(messages))
+        mailbox.post(.peerMessages(messages))
     }
 }
 
@@ -38,7 +84,7 @@ public struct RaftLoopHandle: Sendable {
 public struct RaftLoop: Service {
     public typealias DriverFactory = @Sendable (_ send: @escaping @Sendable ([Message]) -> Void) throws -> RaftDriver
 
-    let inputs: AsyncStream<LoopInput>
+    let mailbox: LoopMailbox
     public let handle: RaftLoopHandle
     let tickMillis: Int
     let handOverWaitMillis: Int
@@ -50,9 +96,8 @@ public struct RaftLoop: Service {
         tickMillis: Int, handOverWaitMillis: Int, logger: Logger, sendToPeers: @escaping @Sendable ([Message]) -> Void,
         makeDriver: @escaping DriverFactory
     ) {
-        let (stream, continuation) = AsyncStream<LoopInput>.makeStream()
-        self.inputs = stream
-        self.handle = RaftLoopHandle(continuation: continuation)
+        self.mailbox = LoopMailbox()
+        self.handle = RaftLoopHandle(mailbox: mailbox)
         self.tickMillis = tickMillis
         self.handOverWaitMillis = handOverWaitMillis
         self.logger = logger
@@ -63,13 +108,13 @@ public struct RaftLoop: Service {
     public func run() async throws {
         let driver = try makeDriver(sendToPeers)
         logger.info("raft loop started", metadata: ["term": "\(driver.status.currentTerm)", "applied": "\(driver.status.appliedIndex)"])
-        let continuation = handle.continuation
+        let mailbox = self.mailbox
         try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { await Self.generateTicks(every: tickMillis, into: continuation) }
+            group.addTask { await Self.generateTicks(every: tickMillis, into: mailbox) }
             try await withGracefulShutdownHandler {
                 try await consume(driver)
             } onGracefulShutdown: {
-                Self.handOverThenStop(continuation, waitMillis: handOverWaitMillis)
+                Self.handOverThenStop(mailbox, waitMillis: handOverWaitMillis)
             }
             group.cancelAll()
         }
@@ -77,39 +122,34 @@ public struct RaftLoop: Service {
     }
 
     private func consume(_ driver: RaftDriver) async throws {
-        for await input in inputs {
-            switch input {
-            case .tick:
-                try driver.tick()
-            case .peerMessages(let messages):
-                for error in try driver.receive(messages) { logger.warning("dropped peer message: \(error)") }
-            case .command(let command, let localReads, let responder):
-                try driver.handle(command, localReads: localReads, reply: responder)
-            case .handOver(let done):
-                done(try driver.handOverLeadership())
-            }
+        for await _ in mailbox.wakeups {
+            let inputs = mailbox.drain()
+            guard !inputs.isEmpty else { continue }
+            for error in try driver.process(inputs) { logger.warning("dropped peer message: \(error)") }
         }
+        // Answer whatever arrived after the last wake-up, so no client waits forever.
+        for error in try driver.process(mailbox.drain()) { logger.warning("dropped peer message: \(error)") }
     }
 
-    private static func generateTicks(every millis: Int, into continuation: AsyncStream<LoopInput>.Continuation) async {
+    private static func generateTicks(every millis: Int, into mailbox: LoopMailbox) async {
         while !Task.isCancelled {
             do { try await Task.sleep(for: .milliseconds(millis)) } catch { return }
-            if case .terminated = continuation.yield(.tick) { return }
+            if !mailbox.post(.tick) { return }
         }
     }
 
     /// On SIGTERM a leader first hands leadership over (so clients see a new leader at once
     /// rather than after an election timeout), then the loop stops.
-    private static func handOverThenStop(_ continuation: AsyncStream<LoopInput>.Continuation, waitMillis: Int) {
-        continuation.yield(
+    private static func handOverThenStop(_ mailbox: LoopMailbox, waitMillis: Int) {
+        mailbox.post(
             .handOver(done: { started in
                 guard started else {
-                    continuation.finish()
+                    mailbox.close()
                     return
                 }
                 Task {
                     try? await Task.sleep(for: .milliseconds(waitMillis))
-                    continuation.finish()
+                    mailbox.close()
                 }
             }))
     }
