@@ -10,6 +10,8 @@ struct LockHolder: Sendable {
 
     /// Longest single `LOCK ... WAIT` when waiting indefinitely; re-sent until granted.
     static let waitChunkMillis: Int64 = 30_000
+    /// Pause before asking for the lock again after an indeterminate failure.
+    static let lockRetryPause: Duration = .milliseconds(50)
     /// Pause before retrying a keepalive that failed for a reason that may pass.
     static let keepAliveRetry: Duration = .milliseconds(200)
 
@@ -29,8 +31,10 @@ struct LockHolder: Sendable {
             let waitMillis = deadline.map { max(1, ($0 - now).milliseconds) } ?? Self.waitChunkMillis
             let wait = Duration.milliseconds(waitMillis)
             do {
+                // Not marked idempotent so that a -TIMEOUT (the wait ran out) comes back here at
+                // once instead of being re-sent with a wait that no longer fits the deadline.
                 let reply = try await client.request(
-                    ["LOCK", name, "LEASE", String(lease), "WAIT", String(waitMillis)], idempotent: true,
+                    ["LOCK", name, "LEASE", String(lease), "WAIT", String(waitMillis)], idempotent: false,
                     timeout: wait + .seconds(1), attemptTimeout: wait + .seconds(1))
                 guard case .integer(let token) = reply else {
                     events.yield(.acquireFailed(CLIError("unexpected reply to LOCK: \(reply)")))
@@ -39,11 +43,13 @@ struct LockHolder: Sendable {
                 events.yield(.acquired(token: token))
                 return
             } catch {
-                // The wait ran out (or a failover interrupted it): ask again while time remains.
-                if error.kind == .errorReply && error.code != "TIMEOUT" && error.code != "UNAVAILABLE" {
+                // A definite refusal (e.g. lease not found) ends the wait; anything else (the wait
+                // ran out, a failover, a lost connection) is asked again while time remains.
+                if error.kind == .errorReply && error.outcome == .definite {
                     events.yield(.acquireFailed(CLIError(describe(error))))
                     return
                 }
+                try? await Task.sleep(for: Self.lockRetryPause)
             }
         }
     }

@@ -24,9 +24,9 @@ struct KVCtl: AsyncParsableCommand {
     )
 
     // Declared here too so that `kvctl --endpoints ... COMMAND` works: ArgumentParser decodes
-    // each command of the chain from the whole command line.
+    // each command of the chain from the whole command line. `--timeout` is not: `lock` gives it
+    // another meaning (the wait for the lock), so it follows the subcommand.
     @OptionGroup var cluster: ClusterOptions
-    @OptionGroup var deadline: TimeoutOption
 }
 
 /// Runs `body` with a client for the configured cluster and closes it afterwards, turning a
