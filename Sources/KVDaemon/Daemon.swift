@@ -38,6 +38,8 @@ public enum Daemon {
         let me = try config.requireNode(id)
         let directory = try DataDirectory(
             path: options.dataDirectory ?? DataDirectory.defaultPath(for: id), clusterID: config.clusterID, nodeID: id)
+        // Before anything starts (and logs): a port in use ends the start with one line.
+        try await checkAddressesFree(me)
         let level = options.logLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -63,7 +65,16 @@ public enum Daemon {
                     health: { await healthJSON(handle) }))
         }
         let forward = Task { for await batch in transport.inbound { loop.handle.deliver(batch) } }
-        defer { forward.cancel() }
+        let sampler = Task {
+            while !Task.isCancelled {
+                metrics.record(transport.counters())
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+        defer {
+            forward.cancel()
+            sampler.cancel()
+        }
         logger.info("kvd starting", metadata: ["cluster": "\(config.clusterID)", "data": "\(directory.path)"])
         let serviceGroup = ServiceGroup(
             configuration: ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
@@ -131,6 +142,23 @@ public enum Daemon {
                 logger: logger)
         } catch {
             throw DaemonError.startup("cannot listen for clients on \(me.client): \(error)")
+        }
+    }
+
+    /// Binds and closes every address `me` listens on, so that a port in use is reported before
+    /// any service starts (BRIEF §4.1: one line naming the problem); the real binds follow.
+    static func checkAddressesFree(_ me: ClusterNode) async throws {
+        var addresses = [("peers", me.peer), ("clients", me.client)]
+        if let metrics = me.metrics { addresses.append(("metrics", metrics)) }
+        for (purpose, address) in addresses {
+            do {
+                let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .bind(host: address.host, port: address.port).get()
+                try await channel.close()
+            } catch {
+                throw DaemonError.startup("cannot listen for \(purpose) on \(address): \(error)")
+            }
         }
     }
 

@@ -10,7 +10,10 @@ public struct DaemonMetrics: Sendable {
     public let leaseExpirations = Counter(label: "kvd_lease_expirations_total")
     public let lockGrants = Counter(label: "kvd_lock_grants_total")
     public let fencedRejections = Counter(label: "kvd_fenced_rejections_total")
-    public let peerMessagesDropped = Counter(label: "kvd_peer_messages_dropped_total")
+    /// Peer transport figures, sampled from its counters (see `PeerTransportCounters`).
+    public let peerMessagesDropped = Gauge(label: "kvd_peer_messages_dropped")
+    public let peerReconnects = Gauge(label: "kvd_peer_reconnects")
+    public let peersConnected = Gauge(label: "kvd_peers_connected")
     public let hasLeader = Gauge(label: "kvd_has_leader")
     public let term = Gauge(label: "kvd_term")
     /// Entries committed but not yet applied on this node.
@@ -21,6 +24,13 @@ public struct DaemonMetrics: Sendable {
     public let connectedClients = Gauge(label: "kvd_client_connections")
 
     public init() {}
+
+    /// Copies the transport's running totals into their gauges.
+    public func record(_ counters: PeerTransportCounters) {
+        peerMessagesDropped.record(counters.messagesDropped)
+        peerReconnects.record(counters.reconnects)
+        peersConnected.record(counters.connectedPeers)
+    }
 
     /// Latency of one client command, per command name.
     public func recordCommand(_ name: String, nanoseconds: Int64) {

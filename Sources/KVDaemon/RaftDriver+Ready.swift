@@ -80,7 +80,8 @@ extension RaftDriver {
                     return
                 }
                 let key = LockWaiterKey(name: name, leaseID: lease)
-                lockWaiters[key, default: []].append(Waiter(deadline: waitDeadline, reply: pending.reply))
+                lockWaiters[key, default: []].append(
+                    Waiter(deadline: waitDeadline, reply: pending.reply, queuedAtMillis: monotonicMillis()))
             default:
                 pending.reply.send(Reply.from(result, style: .standard))
             }
@@ -92,7 +93,11 @@ extension RaftDriver {
         case .lockGranted(let name, let lease, let token):
             if let waiters = lockWaiters.removeValue(forKey: LockWaiterKey(name: name, leaseID: lease)) {
                 metrics.lockGrants.increment()
-                for waiter in waiters { waiter.reply.send(.integer(Int64(clamping: token))) }
+                let now = monotonicMillis()
+                for waiter in waiters {
+                    metrics.recordLockWait(milliseconds: now - min(now, waiter.queuedAtMillis))
+                    waiter.reply.send(.integer(Int64(clamping: token)))
+                }
             }
         case .leaseEnded(let lease, let expired):
             if expired { metrics.leaseExpirations.increment() }

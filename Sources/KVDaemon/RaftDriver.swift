@@ -77,6 +77,8 @@ public final class RaftDriver {
     struct Waiter {
         var deadline: UInt64
         var reply: Responder
+        /// When the request joined the queue, for the lock wait-time metric.
+        var queuedAtMillis: UInt64
     }
 
     /// Creates the driver from what storage holds: the state machine is brought up to the
