@@ -3,24 +3,33 @@ import KVProtocol
 
 /// Options every subcommand takes: where the cluster is.
 struct ClusterOptions: ParsableArguments {
-    @Option(name: .long, help: "Client addresses, host:port,... (default: $KVCTL_ENDPOINTS, then --config, then 127.0.0.1:7001,7002,7003).")
+    @Option(
+        name: .long,
+        help: "Client addresses, host:port,... (default: $KVCTL_ENDPOINTS, then --config, then 127.0.0.1:7001,7002,7003)."
+    )
     var endpoints: String?
 
     @Option(name: .long, help: "A cluster.conf file whose node lines give the client addresses.")
     var config: String?
 
-    /// The nodes to talk to: `--endpoints`, else `--config`, else `$KVCTL_ENDPOINTS`, else the
-    /// local default. An explicit flag wins over the environment.
+    /// The nodes to talk to (BRIEF §4.4): `--endpoints`, else `$KVCTL_ENDPOINTS`, else the client
+    /// addresses in `--config`, else the local default. Node ids come from `--config` when given.
     func resolveNodes() throws -> [ConfiguredNode] {
-        if let endpoints {
-            return try KVEndpoint.parseList(endpoints).map { ConfiguredNode(id: nil, endpoint: $0) }
-        }
-        if let config {
-            return try ClusterConfigFile.nodes(path: config)
-        }
+        let fromConfig = try config.map { try ClusterConfigFile.nodes(path: $0) }
         let fromEnvironment = getenv("KVCTL_ENDPOINTS").map { String(cString: $0) } ?? ""
-        let list = fromEnvironment.isEmpty ? "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003" : fromEnvironment
-        return try KVEndpoint.parseList(list).map { ConfiguredNode(id: nil, endpoint: $0) }
+        let list: String
+        if let endpoints {
+            list = endpoints
+        } else if !fromEnvironment.isEmpty {
+            list = fromEnvironment
+        } else if let fromConfig {
+            return fromConfig
+        } else {
+            list = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
+        }
+        return try KVEndpoint.parseList(list).map { endpoint in
+            ConfiguredNode(id: fromConfig?.first { $0.endpoint == endpoint }?.id, endpoint: endpoint)
+        }
     }
 }
 

@@ -81,8 +81,27 @@ func runAsync<Command: AsyncParsableCommand>(_ command: inout Command) async thr
     try await command.run()
 }
 
+/// Moves a `--timeout` given before the subcommand (`kvctl --timeout 5 get k`) to after it,
+/// where the subcommand's own option reads it: ArgumentParser would otherwise hand it to the
+/// root only. It goes before a `--` so that it never reaches a `lock` command's argv.
+func hoistingTimeout(_ arguments: [String]) -> [String] {
+    var leading: [String] = []
+    var moved: [String] = []
+    var index = 0
+    while index < arguments.count, arguments[index].hasPrefix("--"), arguments[index] != "--" {
+        let argument = arguments[index]
+        let takesValue = !argument.contains("=") && index + 1 < arguments.count
+        let group = takesValue ? [argument, arguments[index + 1]] : [argument]
+        if argument == "--timeout" || argument.hasPrefix("--timeout=") { moved += group } else { leading += group }
+        index += group.count
+    }
+    var rest = Array(arguments[index...])
+    rest.insert(contentsOf: moved, at: rest.firstIndex(of: "--") ?? rest.count)
+    return leading + rest
+}
+
 do {
-    var command = try await KVCtl.asyncParseAsRoot()
+    var command = try await KVCtl.asyncParseAsRoot(hoistingTimeout(Array(CommandLine.arguments.dropFirst())))
     if var asyncCommand = command as? any AsyncParsableCommand {
         try await runAsync(&asyncCommand)
     } else {
