@@ -97,8 +97,10 @@ public struct ClientServer: Service {
         }
     }
 
-    /// Requests are started in arrival order and may run concurrently (so a pipeline of writes
-    /// shares Raft round trips); replies are written strictly in request order by one writer.
+    /// Requests are handed to the Raft loop in arrival order and may run concurrently (so a
+    /// pipeline of writes shares Raft round trips); replies are written strictly in request order
+    /// by one writer. A read waits for the connection's earlier writes, and a write for its
+    /// earlier reads, so a pipeline behaves as if run one command at a time (Redis semantics).
     func exchange(
         _ inbound: NIOAsyncChannelInboundStream<[[UInt8]]>, _ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     ) async throws {
@@ -109,9 +111,10 @@ public struct ClientServer: Service {
                 for await reply in replies { try await outbound.write(Self.encode(await reply.value)) }
             }
             var localReads = false
+            var order = PipelineOrder()
             do {
                 requests: for try await arguments in inbound {
-                    let task = start(arguments, localReads: &localReads)
+                    let task = await start(arguments, localReads: &localReads, order: &order)
                     if case .dropped = sink.yield(task.reply) {
                         logger.notice("client exceeded pipeline-requests-max; closing")
                         break requests
@@ -127,7 +130,9 @@ public struct ClientServer: Service {
     }
 
     /// Parses one request and starts it. Connection-level commands are answered here.
-    func start(_ arguments: [[UInt8]], localReads: inout Bool) -> (reply: Task<Reply, Never>, close: Bool) {
+    func start(
+        _ arguments: [[UInt8]], localReads: inout Bool, order: inout PipelineOrder
+    ) async -> (reply: Task<Reply, Never>, close: Bool) {
         let command: ClientCommand
         do {
             command = try CommandParser.parse(arguments)
@@ -147,13 +152,25 @@ public struct ClientServer: Service {
             let loop = self.loop
             let metrics = self.metrics
             let name = CommandParser.upper(arguments.first ?? []).lowercased()
-            return (Task {
-                let started = ContinuousClock.now
-                let reply = await loop.submit(command, localReads: reads)
+            let isRead: Bool
+            if case .info = command { isRead = true } else { isRead = command.isRead }
+            await order.waitForEarlier(isRead: isRead)
+            let started = ContinuousClock.now
+            let submitted = loop.enqueue(command, localReads: reads)
+            let previous = isRead ? order.lastRead : order.lastWrite
+            let task = Task {
+                var reply = Reply.unavailable("node is shutting down")
+                for await first in submitted {
+                    reply = first
+                    break
+                }
                 let elapsed = ContinuousClock.now - started
                 metrics.recordCommand(name, nanoseconds: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+                _ = await previous?.value  // completes after the earlier ones of its kind
                 return reply
-            }, false)
+            }
+            if isRead { order.lastRead = task } else { order.lastWrite = task }
+            return (task, false)
         }
     }
 
@@ -161,6 +178,43 @@ public struct ClientServer: Service {
         var buffer = ByteBuffer()
         buffer.writeRESPValue(reply.resp)
         return buffer
+    }
+}
+
+/// Keeps one connection's pipeline in program order: commands reach the Raft loop in arrival
+/// order (so writes enter the log in that order), a read is handed over only once the earlier
+/// writes completed (a ReadIndex taken earlier could miss them), and a write only once the earlier
+/// reads completed (so they cannot see it).
+struct PipelineOrder {
+    /// Completes once the latest write and every write before it completed.
+    var lastWrite: Task<Reply, Never>?
+    /// Completes once the latest read and every read before it completed.
+    var lastRead: Task<Reply, Never>?
+
+    mutating func waitForEarlier(isRead: Bool) async {
+        if isRead {
+            if let write = lastWrite { _ = await write.value }
+            lastWrite = nil
+        } else {
+            if let read = lastRead { _ = await read.value }
+            lastRead = nil
+        }
+    }
+}
+
+extension RaftLoopHandle {
+    /// Hands `command` to the loop now, before returning; its reply will be the stream's one element.
+    func enqueue(_ command: ClientCommand, localReads: Bool) -> AsyncStream<Reply> {
+        let (reply, sink) = AsyncStream<Reply>.makeStream(bufferingPolicy: .bufferingOldest(1))
+        let responder = Responder {
+            sink.yield($0)
+            sink.finish()
+        }
+        if !mailbox.post(.command(command, localReads: localReads, responder)) {
+            sink.yield(.unavailable("node is shutting down"))
+            sink.finish()
+        }
+        return reply
     }
 }
 
