@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# Measurements of issue 4, item 12 (not part of the test suite):
+#
+#   1. redis-benchmark -t set,get -n 100000 -c 50, without and with -P 16, against the leader of
+#      a local 3-node kvd cluster (release build, heartbeat-ms 50, election-timeout-ms 500);
+#   2. the same, back to back, against one redis-server with appendonly yes, appendfsync always;
+#   3. failover time over 10 trials: kill -9 the leader, time until the first successful
+#      `kvctl put` (kvctl retries across the endpoints), restart the killed node, wait until it
+#      caught up.
+#
+# Then a summary table: requests/s (median over BENCH_RUNS runs), kvd/redis ratios, failover
+# median and worst in ms. Every process it starts is stopped on exit; the data lives in a
+# temporary directory (under $TMPDIR) that is removed afterwards (kept if BENCH_KEEP is set).
+#
+#   scripts/bench.sh                  build (release) and measure
+#   BENCH_RUNS=3 scripts/bench.sh     median of 3 runs of each redis-benchmark
+#   BENCH_REQUESTS=20000 BENCH_TRIALS=5 scripts/bench.sh   a quicker look
+#   KVD_SKIP_BUILD=1                  use the release binaries already built
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+unset KVCTL_ENDPOINTS
+runs=${BENCH_RUNS:-1}
+requests=${BENCH_REQUESTS:-100000}
+clients=${BENCH_CLIENTS:-50}
+trials=${BENCH_TRIALS:-10}
+bin_dir=${KVD_BIN_DIR:-.build/release}
+
+for tool in redis-benchmark redis-server redis-cli; do
+    command -v "$tool" >/dev/null || { echo "bench.sh: $tool not found (apt-get install redis-tools redis-server)" >&2; exit 1; }
+done
+
+if [ -z "${KVD_SKIP_BUILD:-}" ]; then
+    echo "bench.sh: building kvd and kvctl (release)"
+    swift build -c release --product kvd >/dev/null
+    swift build -c release --product kvctl >/dev/null
+fi
+kvd="$PWD/$bin_dir/kvd"
+kvctl="$PWD/$bin_dir/kvctl"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/kvd-bench-XXXXXX")
+declare -A node_pid=()
+redis_pid=""
+
+cleanup() {
+    local pid
+    for pid in "${node_pid[@]}" $redis_pid; do kill -KILL "$pid" 2>/dev/null || true; done
+    for pid in "${node_pid[@]}" $redis_pid; do wait "$pid" 2>/dev/null || true; done
+    if [ -n "${BENCH_KEEP:-}" ]; then echo "bench.sh: kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Free TCP ports on 127.0.0.1: bind port 0 and let the kernel choose.
+free_ports() {
+    python3 - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+read -r -a ports <<<"$(free_ports 7)"
+conf="$work/cluster.conf"
+{
+    echo "cluster-id bench"
+    echo "heartbeat-ms 50"
+    echo "election-timeout-ms 500"
+    for id in 1 2 3; do
+        echo "node $id peer=127.0.0.1:${ports[$((id * 2 - 2))]} client=127.0.0.1:${ports[$((id * 2 - 1))]}"
+    done
+} >"$conf"
+client_port() { echo "${ports[$(($1 * 2 - 1))]}"; }
+redis_port=${ports[6]}
+
+start_node() {
+    "$kvd" --config "$conf" --id "$1" --data-dir "$work/data/$1" >>"$work/node$1.log" 2>&1 &
+    node_pid[$1]=$!
+}
+
+# The leader's id once every running node agrees on it (INFO of each node; no kvctl redirects).
+leader_id() {
+    local id leader="" seen role lid
+    for id in "${!node_pid[@]}"; do
+        seen=$(redis-cli -h 127.0.0.1 -p "$(client_port "$id")" INFO 2>/dev/null | tr -d '\r') || return 1
+        role=$(sed -n 's/^role://p' <<<"$seen")
+        lid=$(sed -n 's/^leader_id://p' <<<"$seen")
+        [ -n "$lid" ] && [ "$lid" != 0 ] || return 1
+        [ -z "$leader" ] || [ "$leader" = "$lid" ] || return 1
+        leader=$lid
+        if [ "$id" = "$lid" ] && [ "$role" != leader ]; then return 1; fi
+    done
+    [ -n "$leader" ] && [ -n "${node_pid[$leader]:-}" ] && echo "$leader"
+}
+
+wait_for_leader() {
+    local deadline=$(($(now_ms) + 20000)) leader
+    until leader=$(leader_id); do
+        [ "$(now_ms)" -lt "$deadline" ] || { echo "bench.sh: no leader after 20 s (logs in $work)" >&2; BENCH_KEEP=1; exit 1; }
+        sleep 0.05
+    done
+    echo "$leader"
+}
+
+info_field() { # NODE FIELD
+    redis-cli -h 127.0.0.1 -p "$(client_port "$1")" INFO 2>/dev/null | tr -d '\r' | sed -n "s/^$2://p"
+}
+
+# requests/s of SET and GET, as "set get", from redis-benchmark's CSV output.
+benchmark() { # PORT EXTRA-ARGS...
+    local port=$1
+    shift
+    timeout 600 redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -n "$requests" -c "$clients" "$@" --csv 2>/dev/null |
+        awk -F'"' '$2 == "SET" { set = $4 } $2 == "GET" { get = $4 } END { printf "%s %s\n", set, get }'
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+declare -A results=()
+record() { # NAME "set get"
+    local set get
+    read -r set get <<<"$2"
+    results[$1-set]+="$set "
+    results[$1-get]+="$get "
+    printf '  %-18s SET %10s req/s   GET %10s req/s\n' "$1" "$set" "$get"
+}
+
+echo "bench.sh: 3-node kvd cluster in $work (client ports $(client_port 1), $(client_port 2), $(client_port 3))"
+for id in 1 2 3; do start_node "$id"; done
+leader=$(wait_for_leader)
+echo "bench.sh: leader is node $leader"
+
+redis-server --port "$redis_port" --bind 127.0.0.1 --appendonly yes --appendfsync always --save '' \
+    --dir "$work" --logfile "$work/redis.log" --daemonize no &
+redis_pid=$!
+deadline=$(($(now_ms) + 10000))
+until redis-cli -h 127.0.0.1 -p "$redis_port" PING >/dev/null 2>&1; do
+    [ "$(now_ms)" -lt "$deadline" ] || { echo "bench.sh: redis-server did not start" >&2; exit 1; }
+    sleep 0.05
+done
+
+echo "bench.sh: redis-benchmark -t set,get -n $requests -c $clients [-P 16], $runs run(s) each"
+for run in $(seq 1 "$runs"); do
+    leader=$(wait_for_leader)
+    record kvd "$(benchmark "$(client_port "$leader")")"
+    record kvd-P16 "$(benchmark "$(client_port "$leader")" -P 16)"
+    record redis "$(benchmark "$redis_port")"
+    record redis-P16 "$(benchmark "$redis_port" -P 16)"
+done
+kill -KILL "$redis_pid" 2>/dev/null || true
+wait "$redis_pid" 2>/dev/null || true
+redis_pid=""
+
+echo "bench.sh: failover, $trials trials (kill -9 the leader -> first successful kvctl put)"
+failovers=()
+for trial in $(seq 1 "$trials"); do
+    leader=$(wait_for_leader)
+    pid=${node_pid[$leader]}
+    start=$(now_ms)
+    kill -KILL "$pid"
+    wait "$pid" 2>/dev/null || true
+    unset "node_pid[$leader]"
+    "$kvctl" --config "$conf" put --timeout 30 "failover-$trial" "$trial" >/dev/null
+    elapsed=$(($(now_ms) - start))
+    failovers+=("$elapsed")
+    # Restart the killed node and wait until it applied what the new leader has.
+    new_leader=$(wait_for_leader)
+    target=$(info_field "$new_leader" applied_index)
+    start_node "$leader"
+    deadline=$(($(now_ms) + 30000))
+    until applied=$(info_field "$leader" applied_index) && [ -n "$applied" ] && [ "$applied" -ge "$target" ]; do
+        [ "$(now_ms)" -lt "$deadline" ] || { echo "bench.sh: node $leader did not catch up (logs in $work)" >&2; BENCH_KEEP=1; exit 1; }
+        sleep 0.05
+    done
+    caught_up=$(($(now_ms) - start))
+    printf '  trial %2d: node %s killed, new leader %s, first write after %5d ms; restarted node caught up %d ms after the kill\n' \
+        "$trial" "$leader" "$new_leader" "$elapsed" "$caught_up"
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }'; }
+m() { tr ' ' '\n' <<<"${results[$1]}" | grep -v '^$' | median; }
+fo_median=$(printf '%s\n' "${failovers[@]}" | median)
+fo_worst=$(printf '%s\n' "${failovers[@]}" | sort -n | tail -n 1)
+
+echo
+echo "Summary (requests/s, median of $runs run(s); redis-benchmark -t set,get -n $requests -c $clients)"
+printf '%-10s %14s %14s %14s %14s\n' "" "kvd (3 nodes)" "redis (fsync)" "kvd/redis" ""
+for test in set get; do
+    for mode in "" -P16; do
+        name=$(tr a-z A-Z <<<"$test")${mode:+ ${mode#-}}
+        k=$(m "kvd$mode-$test")
+        r=$(m "redis$mode-$test")
+        printf '%-10s %14s %14s %14s\n' "$name" "$k" "$r" "$(ratio "$k" "$r")"
+    done
+done
+echo
+echo "Failover (kill -9 leader -> first successful kvctl put), $trials trials: median ${fo_median} ms, worst ${fo_worst} ms"
+echo "  all: ${failovers[*]}"
