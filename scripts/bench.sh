@@ -153,7 +153,7 @@ for run in $(seq 1 "$runs"); do
     record redis "$(benchmark "$redis_port")"
     record redis-P16 "$(benchmark "$redis_port" -P 16)"
 done
-kill -KILL "$redis_pid" 2>/dev/null || true
+kill -TERM "$redis_pid" 2>/dev/null || true  # redis exits cleanly on SIGTERM (no job-control noise)
 wait "$redis_pid" 2>/dev/null || true
 redis_pid=""
 
@@ -185,18 +185,18 @@ done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }'; }
 m() { tr ' ' '\n' <<<"${results[$1]}" | grep -v '^$' | median; }
-fo_median=$(printf '%s\n' "${failovers[@]}" | median)
+fo_median=$(printf '%s\n' "${failovers[@]}" | median | awk '{ printf "%.0f", $1 }')
 fo_worst=$(printf '%s\n' "${failovers[@]}" | sort -n | tail -n 1)
 
 echo
 echo "Summary (requests/s, median of $runs run(s); redis-benchmark -t set,get -n $requests -c $clients)"
-printf '%-10s %14s %14s %14s %14s\n' "" "kvd (3 nodes)" "redis (fsync)" "kvd/redis" ""
+printf '%-10s %14s %14s %10s\n' "" "kvd (3 nodes)" "redis (fsync)" "kvd/redis"
 for test in set get; do
     for mode in "" -P16; do
-        name=$(tr a-z A-Z <<<"$test")${mode:+ ${mode#-}}
+        name=$(tr a-z A-Z <<<"$test")${mode:+ -P 16}
         k=$(m "kvd$mode-$test")
         r=$(m "redis$mode-$test")
-        printf '%-10s %14s %14s %14s\n' "$name" "$k" "$r" "$(ratio "$k" "$r")"
+        printf '%-10s %14.0f %14.0f %10s\n' "$name" "$k" "$r" "$(ratio "$k" "$r")"
     done
 done
 echo
