@@ -1,9 +1,21 @@
 #!/usr/bin/env bash
 # Runs the whole kvd test suite: installs what a fresh machine lacks, builds, then runs every
-# test (Raft paper tests, seeded simulations, storage contract and crash tests, checker tests).
+# test (Raft paper tests, seeded simulations, storage contract and crash tests, checker tests,
+# protocol and transport tests, real-process cluster tests).
 # RAFT_SIM_SEEDS / RAFT_SIM_FIRST_SEED and KV_SIM_SEEDS / KV_SIM_FIRST_SEED tune the simulations.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 swift build --build-tests
-swift test
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+swift test "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# Every test is a Swift Testing test (XCTest reports 0); repeat its count as the plain closing line.
+summary=$(grep -Eo 'Test run with [0-9]+ tests?' "$log" | tail -1 | grep -Eo '[0-9]+' || true)
+if [ "$status" -eq 0 ] && [ -n "$summary" ]; then
+    echo "tests: $summary passed, 0 failed"
+fi
+exit "$status"
