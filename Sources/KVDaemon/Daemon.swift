@@ -40,6 +40,7 @@ public enum Daemon {
             path: options.dataDirectory ?? DataDirectory.defaultPath(for: id), clusterID: config.clusterID, nodeID: id)
         // Before anything starts (and logs): a port in use ends the start with one line.
         try await checkAddressesFree(me)
+        try checkDatabasesOpen(directory)
         let level = options.logLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -159,6 +160,19 @@ public enum Daemon {
             } catch {
                 throw DaemonError.startup("cannot listen for \(purpose) on \(address): \(error)")
             }
+        }
+    }
+
+    /// Opens and closes both databases, so that a damaged file (not a database, wrong schema) is
+    /// reported in one line before any service starts. The Raft loop opens them for real.
+    static func checkDatabasesOpen(_ directory: DataDirectory) throws {
+        do {
+            _ = try SQLiteLogStorage(path: directory.raftLogPath)
+            _ = try KVStateMachine(database: try SQLiteConnection(path: directory.stateMachinePath))
+        } catch let error as StorageError {
+            throw DaemonError.storage(error)
+        } catch {
+            throw DaemonError.startup("\(error)")
         }
     }
 
