@@ -98,123 +98,96 @@ public struct ClientServer: Service {
     }
 
     /// Requests are handed to the Raft loop in arrival order and may run concurrently (so a
-    /// pipeline of writes shares Raft round trips); replies are written strictly in request order
-    /// by one writer. A read waits for the connection's earlier writes, and a write for its
-    /// earlier reads, so a pipeline behaves as if run one command at a time (Redis semantics).
+    /// pipeline of writes shares Raft round trips and fsyncs); replies are written strictly in
+    /// request order, every reply that is ready going out in one write. Where a pipeline switches
+    /// between reads and writes, the request waits for every earlier one to be answered, so the
+    /// pipeline behaves as if run one command at a time (Redis semantics): a ReadIndex taken
+    /// before an earlier write committed could miss it, and a write could overtake an earlier read.
     func exchange(
         _ inbound: NIOAsyncChannelInboundStream<[[UInt8]]>, _ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     ) async throws {
-        let (replies, sink) = AsyncStream<Task<Reply, Never>>.makeStream(
-            bufferingPolicy: .bufferingOldest(limits.pipelineRequestsMax))
+        let pipeline = ReplyPipeline()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                for await reply in replies { try await outbound.write(Self.encode(await reply.value)) }
-            }
-            var localReads = false
-            var order = PipelineOrder()
-            do {
-                requests: for try await arguments in inbound {
-                    let task = await start(arguments, localReads: &localReads, order: &order)
-                    if case .dropped = sink.yield(task.reply) {
-                        logger.notice("client exceeded pipeline-requests-max; closing")
-                        break requests
+                for await _ in pipeline.wakeups {
+                    let replies = pipeline.takeWritable()
+                    if !replies.isEmpty {
+                        var buffer = ByteBuffer()
+                        for reply in replies { buffer.writeRESPValue(reply.resp) }
+                        try await outbound.write(buffer)
                     }
-                    if task.close { break requests }
+                    if pipeline.isDrained { return }
+                }
+            }
+            var connection = ConnectionState()
+            do {
+                for try await arguments in inbound {
+                    await pipeline.waitForRoom(below: UInt64(limits.pipelineRequestsMax))
+                    if await start(arguments, &connection, pipeline) == .close { break }
                 }
             } catch let error as RESPProtocolError {
-                sink.yield(Task { .err(error.message) })
+                pipeline.complete(pipeline.reserve(), with: .err(error.message))
             }
-            sink.finish()
+            pipeline.finish()
             try await group.waitForAll()
         }
     }
 
-    /// Parses one request and starts it. Connection-level commands are answered here.
-    func start(
-        _ arguments: [[UInt8]], localReads: inout Bool, order: inout PipelineOrder
-    ) async -> (reply: Task<Reply, Never>, close: Bool) {
+    /// What one connection remembers between requests.
+    struct ConnectionState {
+        /// `READONLY` was sent: reads are served locally.
+        var localReads = false
+        /// Whether the previous request that went to the Raft loop was a read.
+        var lastWasRead: Bool?
+    }
+
+    enum Flow { case proceed, close }
+
+    /// Parses one request and starts it; connection-level commands are answered here.
+    func start(_ arguments: [[UInt8]], _ connection: inout ConnectionState, _ pipeline: ReplyPipeline) async -> Flow {
+        let sequence = pipeline.reserve()
         let command: ClientCommand
         do {
             command = try CommandParser.parse(arguments)
         } catch {
-            return (Task { .err(error.message) }, false)
+            pipeline.complete(sequence, with: .err(error.message))
+            return .proceed
         }
         switch command {
-        case .quit: return (Task { .ok }, true)
+        case .quit:
+            pipeline.complete(sequence, with: .ok)
+            return .close
         case .readOnly(let enabled):
-            localReads = enabled
-            return (Task { .ok }, false)
-        case .ping(let message): return (Task { message.map { .bulk($0) } ?? .simple("PONG") }, false)
-        case .echo(let message): return (Task { .bulk(message) }, false)
-        case .emptyArray: return (Task { .array([]) }, false)
+            connection.localReads = enabled
+            pipeline.complete(sequence, with: .ok)
+        case .ping(let message): pipeline.complete(sequence, with: message.map { .bulk($0) } ?? .simple("PONG"))
+        case .echo(let message): pipeline.complete(sequence, with: .bulk(message))
+        case .emptyArray: pipeline.complete(sequence, with: .array([]))
         default:
-            let reads = localReads
-            let loop = self.loop
+            let isRead = command.isRead || command == .info
+            if let lastWasRead = connection.lastWasRead, lastWasRead != isRead {
+                await pipeline.waitForAnswers(before: sequence)
+            }
+            connection.lastWasRead = isRead
             let metrics = self.metrics
             let name = CommandParser.upper(arguments.first ?? []).lowercased()
-            let isRead: Bool
-            if case .info = command { isRead = true } else { isRead = command.isRead }
-            await order.waitForEarlier(isRead: isRead)
             let started = ContinuousClock.now
-            let submitted = loop.enqueue(command, localReads: reads)
-            let previous = isRead ? order.lastRead : order.lastWrite
-            let task = Task {
-                var reply = Reply.unavailable("node is shutting down")
-                for await first in submitted {
-                    reply = first
-                    break
-                }
-                let elapsed = ContinuousClock.now - started
-                metrics.recordCommand(name, nanoseconds: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
-                _ = await previous?.value  // completes after the earlier ones of its kind
-                return reply
+            let responder = Responder { reply in
+                let elapsed = (ContinuousClock.now - started).components
+                metrics.recordCommand(name, nanoseconds: elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)
+                pipeline.complete(sequence, with: reply)
             }
-            if isRead { order.lastRead = task } else { order.lastWrite = task }
-            return (task, false)
+            if !loop.mailbox.post(.command(command, localReads: connection.localReads, responder)) {
+                pipeline.complete(sequence, with: .unavailable("node is shutting down"))
+            }
         }
+        return .proceed
     }
 
     static func encode(_ reply: Reply) -> ByteBuffer {
         var buffer = ByteBuffer()
         buffer.writeRESPValue(reply.resp)
         return buffer
-    }
-}
-
-/// Keeps one connection's pipeline in program order: commands reach the Raft loop in arrival
-/// order (so writes enter the log in that order), a read is handed over only once the earlier
-/// writes completed (a ReadIndex taken earlier could miss them), and a write only once the earlier
-/// reads completed (so they cannot see it).
-struct PipelineOrder {
-    /// Completes once the latest write and every write before it completed.
-    var lastWrite: Task<Reply, Never>?
-    /// Completes once the latest read and every read before it completed.
-    var lastRead: Task<Reply, Never>?
-
-    mutating func waitForEarlier(isRead: Bool) async {
-        if isRead {
-            if let write = lastWrite { _ = await write.value }
-            lastWrite = nil
-        } else {
-            if let read = lastRead { _ = await read.value }
-            lastRead = nil
-        }
-    }
-}
-
-extension RaftLoopHandle {
-    /// Hands `command` to the loop now, before returning; its reply will be the stream's one element.
-    func enqueue(_ command: ClientCommand, localReads: Bool) -> AsyncStream<Reply> {
-        let (reply, sink) = AsyncStream<Reply>.makeStream(bufferingPolicy: .bufferingOldest(1))
-        let responder = Responder {
-            sink.yield($0)
-            sink.finish()
-        }
-        if !mailbox.post(.command(command, localReads: localReads, responder)) {
-            sink.yield(.unavailable("node is shutting down"))
-            sink.finish()
-        }
-        return reply
     }
 }
 

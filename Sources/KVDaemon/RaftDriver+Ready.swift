@@ -187,6 +187,20 @@ extension RaftDriver {
 
     // MARK: Deadlines, roles, snapshots
 
+    /// The loop is stopping: answer every request still waiting, so no client hangs. Writes may
+    /// still commit through the other nodes, so they get the indeterminate `-UNAVAILABLE`.
+    public func abandonPending() {
+        let reply = Reply.unavailable("node is shutting down; the request may or may not take effect")
+        for index in pendingWrites.keys.sorted() { pendingWrites.removeValue(forKey: index)?.reply.send(reply) }
+        for id in pendingReads.keys.sorted(by: { $0.sequence < $1.sequence }) {
+            pendingReads.removeValue(forKey: id)?.reply.send(reply)
+        }
+        for entry in readyReads { entry.read.reply.send(reply) }
+        readyReads = []
+        for waiters in lockWaiters.values { for waiter in waiters { waiter.reply.send(reply) } }
+        lockWaiters = [:]
+    }
+
     /// Requests past their deadline get `-TIMEOUT` (indeterminate for writes).
     func expireDeadlines(now: UInt64) {
         for (index, pending) in pendingWrites where pending.deadline <= now {

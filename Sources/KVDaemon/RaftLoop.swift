@@ -127,8 +127,10 @@ public struct RaftLoop: Service {
             guard !inputs.isEmpty else { continue }
             for error in try driver.process(inputs) { logger.warning("dropped peer message: \(error)") }
         }
-        // Answer whatever arrived after the last wake-up, so no client waits forever.
+        // Handle whatever arrived after the last wake-up, then answer everything still waiting,
+        // so that no client waits forever on a node that is gone.
         for error in try driver.process(mailbox.drain()) { logger.warning("dropped peer message: \(error)") }
+        driver.abandonPending()
     }
 
     private static func generateTicks(every millis: Int, into mailbox: LoopMailbox) async {
