@@ -28,7 +28,7 @@ public actor KVClient {
         /// First pause after a failed attempt (e.g. `-NOTLEADER unknown` during an election).
         public var backoffInitial: Duration = .milliseconds(25)
         /// Longest pause between attempts; keeps failover latency low.
-        public var backoffMax: Duration = .milliseconds(250)
+        public var backoffMax: Duration = .milliseconds(100)
         /// Idle connections kept per endpoint for reuse.
         public var idleConnectionsPerEndpointMax = 4
         /// Limits on replies.
