@@ -170,7 +170,7 @@ public struct ClientServer: Service {
             }
             connection.lastWasRead = isRead
             let metrics = self.metrics
-            let name = CommandParser.upper(arguments.first ?? []).lowercased()
+            let name = Self.metricName(arguments)
             let started = ContinuousClock.now
             let responder = Responder { reply in
                 let elapsed = (ContinuousClock.now - started).components
@@ -182,6 +182,18 @@ public struct ClientServer: Service {
             }
         }
         return .proceed
+    }
+
+    /// The command a latency sample is filed under: the inner command of `SESSION id seq ...` and
+    /// `FENCED lock token ...`. Only parsed (known) commands reach here, so labels stay bounded.
+    static func metricName(_ arguments: [[UInt8]]) -> String {
+        var rest = arguments[...]
+        while let first = rest.first {
+            let name = CommandParser.upper(first)
+            guard (name == "SESSION" || name == "FENCED"), rest.count >= 4 else { return name.lowercased() }
+            rest = rest.dropFirst(3)
+        }
+        return "unknown"
     }
 
     static func encode(_ reply: Reply) -> ByteBuffer {

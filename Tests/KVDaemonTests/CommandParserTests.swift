@@ -93,4 +93,11 @@ import Testing
         #expect(Reply.from(.swapped(false, modIndex: 3), style: .swapFlag) == .integer(0))
         #expect(Reply.from(.leaseRenewed(ttlMillis: 1500), style: .ttlSeconds) == .integer(2))
     }
+
+    @Test func latencyIsFiledUnderTheInnerCommand() {
+        #expect(ClientServer.metricName([b("SESSION"), b("1"), b("2"), b("SET"), b("k"), b("v")]) == "set")
+        #expect(ClientServer.metricName([b("session"), b("register")]) == "session")
+        #expect(ClientServer.metricName([b("SESSION"), b("1"), b("2"), b("FENCED"), b("l"), b("3"), b("INCR"), b("k")]) == "incr")
+        #expect(ClientServer.metricName([b("get"), b("k")]) == "get")
+    }
 }
