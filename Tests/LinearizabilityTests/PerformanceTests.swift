@@ -3,6 +3,12 @@ import Testing
 
 /// The checker must be fast enough to run on every simulation seed.
 @Suite struct PerformanceTests {
+    /// The guard against a search blow-up, in search steps rather than seconds so that it means
+    /// the same on a loaded machine: these histories need a small fraction of it, and an
+    /// exponential search exceeds it (the check then returns `.unknown`, which fails the test).
+    /// Elapsed time is printed for information only.
+    static let stepBudget = CheckBudget(maxSteps: 2_000_000)
+
     @Test("3,000 operations over 4 keys at concurrency about 5 check in well under a second")
     func largeHistory() {
         let seed = fuzzSeeds(defaultCount: 1).lowerBound
@@ -11,7 +17,7 @@ import Testing
         let history = generateKVHistory(shape, using: &rng)
         let clock = ContinuousClock()
         var result: CheckResult<KV> = .ok
-        let elapsed = clock.measure { result = checkKV(history) }
+        let elapsed = clock.measure { result = checkKV(history, budget: Self.stepBudget) }
         let concurrency = averageConcurrency(history)
         let unknownCount = history.count { $0.isOutcomeUnknown }
         print(
@@ -20,9 +26,7 @@ import Testing
         )
         #expect(result.isOK, "\(replayHint(seed))")
         #expect(concurrency > 3 && concurrency < 7, "the history must be about 5-concurrent, was \(concurrency)")
-        // The target is well under a second in a debug build; the bound leaves room for a
-        // machine shared with other builds, and still fails on a blow-up.
-        #expect(elapsed < .seconds(3), "\(replayHint(seed))")
+
     }
 
     @Test("1,000 operations on one key (no partitioning help) check quickly")
@@ -32,14 +36,14 @@ import Testing
         let history = generateKVHistory(GeneratorShape(operationCount: 1_000, keys: ["x"], clients: 6, maxWindow: 15, maxGap: 3), using: &rng)
         let clock = ContinuousClock()
         var result: CheckResult<KV> = .ok
-        let elapsed = clock.measure { result = checkKV(history) }
+        let elapsed = clock.measure { result = checkKV(history, budget: Self.stepBudget) }
         let unknownCount = history.count { $0.isOutcomeUnknown }
         print(
             "performance: \(history.count) operations on one key, \(unknownCount) with unknown outcome, "
                 + "concurrency \(averageConcurrency(history)): \(elapsed)"
         )
         #expect(result.isOK, "\(replayHint(seed))")
-        #expect(elapsed < .seconds(3), "\(replayHint(seed))")
+
     }
 
     @Test("a 3,000-operation history with one read changed to a value never written is rejected quickly")
@@ -58,10 +62,10 @@ import Testing
         history[position].outcome = .returned(.value("never written"), at: history[position].returnTime)
         let clock = ContinuousClock()
         var result: CheckResult<KV> = .ok
-        let elapsed = clock.measure { result = checkKV(history) }
+        let elapsed = clock.measure { result = checkKV(history, budget: Self.stepBudget) }
         print("performance: illegal history of \(history.count) operations rejected in \(elapsed)")
         let example = try #require(counterexample(result), "\(replayHint(seed))")
         #expect(example.unplaceableOperation.index == position)
-        #expect(elapsed < .seconds(3), "\(replayHint(seed))")
+
     }
 }
