@@ -178,17 +178,35 @@ public enum Daemon {
 
     /// `/health`: the node's view, as JSON.
     static func healthJSON(_ loop: RaftLoopHandle) async -> String {
-        guard case .bulk(let bytes?) = await loop.submit(.info, localReads: true) else { return "{\"ok\":false}" }
-        var fields: [String] = []
-        for line in String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isNewline) {
-            let parts = line.split(separator: ":", maxSplits: 1)
-            guard parts.count == 2 else { continue }
-            let value = String(parts[1].filter { !$0.isWhitespace })
-            let isNumber = !value.isEmpty && value.allSatisfy(\.isNumber)
-            fields.append("\"\(parts[0])\":" + (isNumber ? value : "\"\(value)\""))
+        guard case .bulk(let bytes?) = await loop.submit(.info, localReads: true) else {
+            return "{\"has_leader\":false,\"error\":\"node is shutting down\"}"
         }
-        let hasLeader = !fields.contains("\"leader_id\":0")
-        return "{\"has_leader\":\(hasLeader)," + fields.joined(separator: ",") + "}"
+        return healthJSON(info: String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// The `/health` body for an `INFO` reply: every field, numbers as JSON numbers, plus
+    /// `has_leader`.
+    static func healthJSON(info: String) -> String {
+        let fields = InfoFields.parse(info)
+        let members = fields.map { field in
+            let isNumber = !field.value.isEmpty && field.value.allSatisfy(\.isASCII) && field.value.allSatisfy(\.isNumber)
+            return "\"\(jsonEscaped(field.name))\":" + (isNumber ? field.value : "\"\(jsonEscaped(field.value))\"")
+        }
+        let hasLeader = fields.contains { $0.name == "leader_id" && $0.value != "0" && !$0.value.isEmpty }
+        return "{\"has_leader\":\(hasLeader)," + members.joined(separator: ",") + "}"
+    }
+
+    static func jsonEscaped(_ text: String) -> String {
+        var escaped = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": escaped += "\\\""
+            case "\\": escaped += "\\\\"
+            case _ where scalar.value < 0x20: escaped += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return escaped
     }
 
     /// Wall-clock milliseconds since 1970, stamped into commands by the leader.

@@ -17,23 +17,13 @@ struct NodeInfo: Sendable {
                     guard let text = reply?.text else {
                         return (index, NodeInfo(configured: node, fields: [:], reachable: false))
                     }
-                    return (index, NodeInfo(configured: node, fields: parse(text), reachable: true))
+                    return (index, NodeInfo(configured: node, fields: InfoFields.dictionary(text), reachable: true))
                 }
             }
             var infos: [(Int, NodeInfo)] = []
             for await info in group { infos.append(info) }
             return infos.sorted { $0.0 < $1.0 }.map(\.1)
         }
-    }
-
-    /// Parses `name:value` lines; `#` section headers and blank lines are skipped.
-    static func parse(_ text: String) -> [String: String] {
-        var fields: [String: String] = [:]
-        for line in text.split(whereSeparator: \.isNewline) where !line.hasPrefix("#") {  // "\r\n" is one Character
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            fields[String(line[..<colon])] = String(line[line.index(after: colon)...])
-        }
-        return fields
     }
 
     var id: String { fields["node_id"] ?? configured.id ?? "-" }
