@@ -101,12 +101,15 @@ struct RaftLog: Sendable {
 
     /// Committed entries not yet handed to the application, at most `maxCount`.
     func entriesToApply(maxCount: Int) -> [Entry] {
+        guard hasEntriesToApply else { return [] }
         let upper = min(committed, lastIndex)
-        guard upper > applying, applying >= snapshotIndex else { return [] }
         let start = offset(applying.next)
         let end = min(offset(upper) + 1, start + maxCount)
         return Array(entries[start..<end])
     }
+
+    /// Whether `entriesToApply` would return anything (without building the array).
+    var hasEntriesToApply: Bool { min(committed, lastIndex) > applying && applying >= snapshotIndex }
 
     /// Entries to hand to the driver for persistence, marking them handed out.
     mutating func takeUnstable() -> [Entry] {

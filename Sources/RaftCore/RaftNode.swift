@@ -121,7 +121,7 @@ public struct RaftNode: Sendable {
     public var hasReady: Bool {
         if !outbox.isEmpty || !readStates.isEmpty || snapshotToInstall != nil || log.hasUnstable { return true }
         if currentHardState != lastHandedOutHardState { return true }
-        if !log.entriesToApply(maxCount: 1).isEmpty { return true }
+        if log.hasEntriesToApply { return true }
         if let leader = leaderState, leader.replicationPending || leader.readRoundPending { return true }
         return false
     }
