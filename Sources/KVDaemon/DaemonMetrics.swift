@@ -1,4 +1,5 @@
 public import Metrics
+import Synchronization
 
 /// Every metric kvd exports (issue 4, item 6), created once through swift-metrics. The daemon
 /// bootstraps the Prometheus backend; tests get no-op handlers.
@@ -22,6 +23,10 @@ public struct DaemonMetrics: Sendable {
     public let lastFailoverMillis = Gauge(label: "kvd_last_failover_milliseconds")
     public let fsyncDuration = Timer(label: "kvd_fsync_duration_seconds")
     public let connectedClients = Gauge(label: "kvd_client_connections")
+    public let lockWait = Timer(label: "kvd_lock_wait_seconds")
+    /// One latency timer per command name, made once: creating a metric looks it up in the
+    /// backend under a lock, too much to do for every request.
+    private let commandTimers = CommandTimers()
 
     public init() {}
 
@@ -34,11 +39,25 @@ public struct DaemonMetrics: Sendable {
 
     /// Latency of one client command, per command name.
     public func recordCommand(_ name: String, nanoseconds: Int64) {
-        Timer(label: "kvd_client_command_duration_seconds", dimensions: [("command", name)]).recordNanoseconds(nanoseconds)
+        commandTimers.timer(for: name).recordNanoseconds(nanoseconds)
     }
 
     /// Time a lock waiter spent queued.
     public func recordLockWait(milliseconds: UInt64) {
-        Timer(label: "kvd_lock_wait_seconds").recordMilliseconds(milliseconds)
+        lockWait.recordMilliseconds(milliseconds)
+    }
+}
+
+/// The per-command latency timers, shared by every connection.
+final class CommandTimers: Sendable {
+    private let timers = Mutex([String: Timer]())
+
+    func timer(for command: String) -> Timer {
+        timers.withLock { timers in
+            if let timer = timers[command] { return timer }
+            let timer = Timer(label: "kvd_client_command_duration_seconds", dimensions: [("command", command)])
+            timers[command] = timer
+            return timer
+        }
     }
 }
