@@ -85,6 +85,7 @@ public struct RaftLoop: Service {
     public typealias DriverFactory = @Sendable (_ send: @escaping @Sendable ([Message]) -> Void) throws -> RaftDriver
 
     let mailbox: LoopMailbox
+    let handOver = HandOverDeadline()
     public let handle: RaftLoopHandle
     let tickMillis: Int
     let handOverWaitMillis: Int
@@ -114,7 +115,7 @@ public struct RaftLoop: Service {
             try await withGracefulShutdownHandler {
                 try await consume(driver)
             } onGracefulShutdown: {
-                Self.handOverThenStop(mailbox, waitMillis: handOverWaitMillis)
+                Self.handOverThenStop(mailbox, handOver, waitMillis: handOverWaitMillis)
             }
             group.cancelAll()
         }
@@ -126,6 +127,11 @@ public struct RaftLoop: Service {
             let inputs = mailbox.drain()
             guard !inputs.isEmpty else { continue }
             for error in try driver.process(inputs) { logger.warning("dropped peer message: \(error)") }
+            // A hand-over is complete once another node leads (its first message deposes us);
+            // the deadline bounds the wait if the target never takes over.
+            if let deadline = handOver.deadline, driver.status.role != .leader || ContinuousClock.now >= deadline {
+                mailbox.close()
+            }
         }
         // Handle whatever arrived after the last wake-up, then answer everything still waiting,
         // so that no client waits forever on a node that is gone.
@@ -141,18 +147,24 @@ public struct RaftLoop: Service {
     }
 
     /// On SIGTERM a leader first hands leadership over (so clients see a new leader at once
-    /// rather than after an election timeout), then the loop stops.
-    private static func handOverThenStop(_ mailbox: LoopMailbox, waitMillis: Int) {
+    /// rather than after an election timeout), then the loop stops; a non-leader stops at once.
+    private static func handOverThenStop(_ mailbox: LoopMailbox, _ handOver: HandOverDeadline, waitMillis: Int) {
         mailbox.post(
             .handOver(done: { started in
-                guard started else {
-                    mailbox.close()
-                    return
-                }
-                Task {
-                    try? await Task.sleep(for: .milliseconds(waitMillis))
+                if started {
+                    handOver.set(ContinuousClock.now + .milliseconds(waitMillis))
+                } else {
                     mailbox.close()
                 }
             }))
     }
+}
+
+/// When a graceful stop must end even if leadership has not moved; nil until a hand-over starts.
+final class HandOverDeadline: Sendable {
+    private let value = Mutex<ContinuousClock.Instant?>(nil)
+
+    var deadline: ContinuousClock.Instant? { value.withLock { $0 } }
+
+    func set(_ deadline: ContinuousClock.Instant) { value.withLock { $0 = deadline } }
 }
