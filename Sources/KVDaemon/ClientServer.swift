@@ -177,8 +177,8 @@ public struct ClientServer: Service {
                 metrics.recordCommand(name, nanoseconds: elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)
                 pipeline.complete(sequence, with: reply)
             }
-            if !loop.mailbox.post(.command(command, localReads: connection.localReads, responder)) {
-                pipeline.complete(sequence, with: .unavailable("node is shutting down"))
+            if case .refused = loop.mailbox.post(.command(command, localReads: connection.localReads, responder)) {
+                pipeline.complete(sequence, with: loop.refusal())
             }
         }
         return .proceed

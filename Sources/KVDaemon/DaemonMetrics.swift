@@ -24,6 +24,11 @@ public struct DaemonMetrics: Sendable {
     public let fsyncDuration = Timer(label: "kvd_fsync_duration_seconds")
     public let connectedClients = Gauge(label: "kvd_client_connections")
     public let lockWait = Timer(label: "kvd_lock_wait_seconds")
+    public let snapshotsSent = Counter(label: "kvd_snapshots_sent_total")
+    public let snapshotsInstalled = Counter(label: "kvd_snapshots_installed_total")
+    public let logCompactions = Counter(label: "kvd_log_compactions_total")
+    /// How long one Raft loop iteration (one batch of inputs and its Ready cycles) took.
+    public let loopIteration = Timer(label: "kvd_loop_iteration_seconds")
     /// One latency timer per command name, made once: creating a metric looks it up in the
     /// backend under a lock, too much to do for every request.
     private let commandTimers = CommandTimers()

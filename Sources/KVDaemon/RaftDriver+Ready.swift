@@ -9,15 +9,29 @@ extension RaftDriver {
         while node.hasReady {
             let ready = node.takeReady()
             let started = monotonicMillis()
+            var messages = ready.messages
+            if !ready.snapshotChunks.isEmpty || ready.snapshot != nil {
+                let written = try receiveSnapshot(ready)
+                if !written {
+                    messages.removeAll { message in
+                        if case .installSnapshotResponse = message.body { return true }
+                        return false
+                    }
+                }
+            }
             do {
                 try storage.persist(hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot, sync: ready.mustSync)
             } catch {
                 throw .storage(error)
             }
             if ready.mustSync { metrics.fsyncDuration.recordMilliseconds(monotonicMillis() - started) }
-            if !ready.messages.isEmpty { send(ready.messages) }
+            if !messages.isEmpty { send(fillSnapshotChunks(messages)) }
             if let snapshot = ready.snapshot {
-                do { try machine.restore(snapshot.data, metadata: snapshot.metadata) } catch { throw .storage(error) }
+                guard machine.appliedIndex == snapshot.metadata.lastIncludedIndex else {
+                    throw .storage(
+                        .corrupt(
+                            "installed snapshot at \(snapshot.metadata.lastIncludedIndex) left the state at \(machine.appliedIndex)"))
+                }
                 failWritesCoveredBySnapshot(snapshot.metadata.lastIncludedIndex)
             }
             if !ready.committedEntries.isEmpty {
@@ -27,6 +41,9 @@ extension RaftDriver {
             }
             for state in ready.readStates { finishReadState(state) }
             node.advance(ready)
+            if messages.count < ready.messages.count { node.abandonIncomingSnapshot() }
+            for peer in transfersToRestart { node.restartSnapshotTransfer(to: peer) }
+            transfersToRestart = []
             serveReadyReads()
             noteRoleChanges()
         }
@@ -226,6 +243,14 @@ extension RaftDriver {
 
     func noteRoleChanges() {
         let status = node.status
+        if status.role != lastRole || status.leaderID != lastLeader {
+            logger.info(
+                "role \(roleName(status.role)) in term \(status.currentTerm)",
+                metadata: [
+                    "was": "\(roleName(lastRole))", "leader": "\(status.leaderID.map(\.description) ?? "none")",
+                    "commit": "\(status.commitIndex)", "applied": "\(status.appliedIndex)",
+                ])
+        }
         if status.leaderID != lastLeader {
             let now = monotonicMillis()
             if status.leaderID == nil {
@@ -243,15 +268,12 @@ extension RaftDriver {
         metrics.applyLag.record(Int64(clamping: status.commitIndex.rawValue &- status.appliedIndex.rawValue))
     }
 
-    /// Takes a snapshot every `snapshotEntries` applied entries and compacts the log behind it.
-    func compactIfDue() throws(DaemonError) {
-        let applied = machine.appliedIndex
-        guard applied.rawValue - node.status.snapshotIndex.rawValue >= settings.snapshotEntries else { return }
-        do {
-            let data = try machine.snapshot()
-            if let snapshot = node.compact(at: applied, data: data) { try storage.compact(to: snapshot) }
-        } catch {
-            throw .storage(error)
+    func roleName(_ role: RaftRole) -> String {
+        switch role {
+        case .leader: return "leader"
+        case .follower: return "follower"
+        case .candidate: return "candidate"
+        case .preCandidate: return "pre-candidate"
         }
     }
 
@@ -273,6 +295,10 @@ extension RaftDriver {
             "cluster_id:\(settings.clusterID)",
             "voters:\(status.membership.voters.sorted().map(\.description).joined(separator: ","))",
             "learners:\(status.membership.learners.sorted().map(\.description).joined(separator: ","))",
+            "loop_iterations:\(iterations.count)", "loop_iteration_max_us:\(iterations.maxMicros)",
+            "loop_iteration_p99_us:\(iterations.quantileMicros(0.99))",
+            "loop_iteration_p999_us:\(iterations.quantileMicros(0.999))",
+            "snapshot_transfers:\(outgoing.count)", "receiving_snapshot:\(incoming == nil ? 0 : 1)",
         ]
         return lines.joined(separator: "\r\n") + "\r\n"
     }

@@ -1,4 +1,5 @@
 public import KVStore
+public import Logging
 public import RaftCore
 
 /// Owns one node's Raft state, its log storage and its state machine, and runs only inside the
@@ -17,6 +18,10 @@ public final class RaftDriver {
         public var lockWaitMaxMillis: UInt64 = 300_000
         /// Entries applied between two snapshots (log compaction).
         public var snapshotEntries: UInt64 = 10_000
+        /// Most snapshot transfers a leader serves at once (each holds a read transaction open).
+        public var snapshotTransfersMax = 2
+        /// A loop iteration longer than this is logged with what it did.
+        public var slowIterationMillis: UInt64 = 50
         public var heartbeatMillis: UInt64 = 50
         public var electionTimeoutMillis: UInt64 = 500
 
@@ -38,6 +43,19 @@ public final class RaftDriver {
     let monotonicMillis: () -> UInt64
     let wallMillis: () -> UInt64
     public let metrics: DaemonMetrics
+    /// Where elections, snapshots and compactions are reported (the loop sets the daemon's).
+    public var logger = Logger(label: "kvd.raft", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    /// Snapshot transfers this leader serves, by follower.
+    var outgoing: [NodeID: OutgoingTransfer] = [:]
+    /// The snapshot this follower is receiving.
+    var incoming: IncomingTransfer?
+    /// Followers whose transfer must start over (set while handling a `Ready`, done after it).
+    var transfersToRestart: [NodeID] = []
+    /// Loop iteration durations, for `INFO`.
+    var iterations = LoopIterationStats()
+    /// The applied index before which compaction is not tried again (after a cut held short).
+    var nextCompactionAt: LogIndex = .zero
 
     var pendingWrites: [LogIndex: PendingWrite] = [:]
     var pendingReads: [ReadRequestID: PendingRead] = [:]
@@ -89,9 +107,24 @@ public final class RaftDriver {
         send: @escaping ([Message]) -> Void, monotonicMillis: @escaping () -> UInt64,
         wallMillis: @escaping () -> UInt64
     ) throws(DaemonError) {
-        let state: PersistentState
-        do { state = try storage.load() } catch { throw .storage(error) }
+        var state: PersistentState
+        var storage = storage
+        do {
+            state = try storage.load()
+            try Self.completeInterruptedInstall(&state, storage: &storage, machine: machine)
+        } catch {
+            throw .storage(error)
+        }
+        StateSnapshotWriter.remove(machine.databasePath + ".incoming")
         if let snapshot = state.snapshot, machine.appliedIndex < snapshot.metadata.lastIncludedIndex {
+            // Logs written before the state database was the snapshot kept the state in the
+            // snapshot row; a newer log keeps none, and the state must not be behind it.
+            guard !snapshot.data.isEmpty else {
+                throw .storage(
+                    .corrupt(
+                        "\(machine.databasePath): the state is at index \(machine.appliedIndex) but the log was compacted "
+                            + "up to \(snapshot.metadata.lastIncludedIndex); the state database lost writes"))
+            }
             do { try machine.restore(snapshot.data, metadata: snapshot.metadata) } catch { throw .storage(error) }
         }
         do {
@@ -121,6 +154,9 @@ public final class RaftDriver {
     /// clients share one log write and one fsync (group commit), and peer messages that arrived
     /// together are acknowledged together. Returns the peer messages that were refused.
     public func process(_ inputs: [LoopInput]) throws(DaemonError) -> [StepError] {
+        let started = ContinuousClock.now
+        let appliedBefore = machine.appliedIndex
+        defer { recordIteration(since: started, inputs: inputs, appliedBefore: appliedBefore) }
         var rejected: [StepError] = []
         for input in inputs {
             switch input {
@@ -132,6 +168,32 @@ public final class RaftDriver {
         }
         try processReady()
         return rejected
+    }
+
+    /// Records how long one loop iteration took, and reports one over `slowIterationMillis`
+    /// with what it did.
+    func recordIteration(since started: ContinuousClock.Instant, inputs: [LoopInput], appliedBefore: LogIndex) {
+        let elapsed = (ContinuousClock.now - started).components
+        let micros = UInt64(elapsed.seconds) * 1_000_000 + UInt64(elapsed.attoseconds / 1_000_000_000_000)
+        iterations.record(micros: micros)
+        metrics.loopIteration.recordMicroseconds(micros)
+        guard micros >= settings.slowIterationMillis * 1000 else { return }
+        var ticks = 0, peerBatches = 0, commands = 0
+        for input in inputs {
+            switch input {
+            case .tick: ticks += 1
+            case .peerMessages: peerBatches += 1
+            case .command: commands += 1
+            case .handOver: break
+            }
+        }
+        logger.warning(
+            "slow raft loop iteration",
+            metadata: [
+                "ms": "\(micros / 1000)", "ticks": "\(ticks)", "peer_batches": "\(peerBatches)", "commands": "\(commands)",
+                "applied": "\(machine.appliedIndex.rawValue - appliedBefore.rawValue)",
+                "snapshot_transfers": "\(outgoing.count)", "receiving_snapshot": "\(incoming != nil)",
+            ])
     }
 
     /// One timer tick: Raft's clock, lease expiry on the leader, request deadlines.
@@ -166,6 +228,7 @@ public final class RaftDriver {
         let now = monotonicMillis()
         proposeLeaseMaintenance(now: now)
         expireDeadlines(now: now)
+        dropIdleTransfers(now: now)
     }
 
     func step(_ messages: [Message]) -> [StepError] {

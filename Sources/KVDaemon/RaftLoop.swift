@@ -17,39 +17,97 @@ public enum LoopInput: Sendable {
 /// ticker) append under a lock and wake the loop; the loop takes everything queued at once, so
 /// that all proposals that arrived while it was busy (for example in an fsync) share the next
 /// log write (group commit).
+///
+/// Bounded, so that a loop that falls behind cannot be buried: at most one tick waits (a loop
+/// that was stalled does not then run a burst of ticks, which would look like a silent leader to
+/// its election timer); peer batches beyond `peerBatchesMax` drop the oldest (Raft tolerates lost
+/// messages, and the newest carry the most recent state); client commands beyond `commandsMax`
+/// are refused at once with a definite error, which pushes back on the clients.
 final class LoopMailbox: Sendable {
     private let queue = Mutex(Queue())
     let wakeups: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
+    let limits: Limits
+
+    /// How much may wait for the loop.
+    struct Limits: Sendable {
+        var peerBatchesMax = 4_096
+        var commandsMax = 100_000
+    }
 
     struct Queue {
         var inputs: [LoopInput] = []
         var closed = false
+        var tickQueued = false
+        var peerBatches = 0
+        var commands = 0
+        /// Peer batches dropped because too many were waiting.
+        var peerBatchesDropped: UInt64 = 0
     }
 
-    init() {
+    /// What `post` did with an input.
+    enum Outcome {
+        case queued
+        /// A tick was already waiting; this one is merged into it.
+        case merged
+        /// The queue is full (commands) or the loop has stopped.
+        case refused
+    }
+
+    init(limits: Limits = Limits()) {
+        self.limits = limits
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// Queues `input`; false if the loop has stopped.
+    /// Queues `input` within the limits.
     @discardableResult
-    func post(_ input: LoopInput) -> Bool {
-        let accepted = queue.withLock { queue -> Bool in
-            guard !queue.closed else { return false }
+    func post(_ input: LoopInput) -> Outcome {
+        let outcome = queue.withLock { queue -> Outcome in
+            guard !queue.closed else { return .refused }
+            switch input {
+            case .tick:
+                if queue.tickQueued { return .merged }
+                queue.tickQueued = true
+            case .peerMessages:
+                if queue.peerBatches >= limits.peerBatchesMax,
+                    let oldest = queue.inputs.firstIndex(where: { if case .peerMessages = $0 { true } else { false } })
+                {
+                    queue.inputs.remove(at: oldest)
+                    queue.peerBatches -= 1
+                    queue.peerBatchesDropped += 1
+                }
+                queue.peerBatches += 1
+            case .command:
+                if queue.commands >= limits.commandsMax { return .refused }
+                queue.commands += 1
+            case .handOver:
+                break
+            }
             queue.inputs.append(input)
-            return true
+            return .queued
         }
-        if accepted { wake.yield() }
-        return accepted
+        if case .queued = outcome { wake.yield() }
+        return outcome
     }
 
     /// Everything queued so far, in arrival order.
     func drain() -> [LoopInput] {
         queue.withLock { queue in
-            defer { queue.inputs.removeAll(keepingCapacity: true) }
+            defer {
+                queue.inputs.removeAll(keepingCapacity: true)
+                queue.tickQueued = false
+                queue.peerBatches = 0
+                queue.commands = 0
+            }
             return queue.inputs
         }
     }
+
+    /// Whether the loop has stopped taking inputs.
+    var isClosed: Bool { queue.withLock { $0.closed } }
+
+    /// Peer batches dropped so far because the loop was behind.
+    var peerBatchesDropped: UInt64 { queue.withLock { $0.peerBatchesDropped } }
 
     /// Stops accepting inputs and ends the loop once it has drained what is queued.
     func close() {
@@ -66,10 +124,18 @@ public struct RaftLoopHandle: Sendable {
     public func submit(_ command: ClientCommand, localReads: Bool) async -> Reply {
         await withCheckedContinuation { (result: CheckedContinuation<Reply, Never>) in
             let responder = Responder { result.resume(returning: $0) }
-            if !mailbox.post(.command(command, localReads: localReads, responder)) {
-                result.resume(returning: .unavailable("node is shutting down"))
+            switch mailbox.post(.command(command, localReads: localReads, responder)) {
+            case .queued, .merged: break
+            case .refused: result.resume(returning: refusal())
             }
         }
+    }
+
+    /// The reply to a command the mailbox refused: definite in both cases (it never reached Raft).
+    func refusal() -> Reply {
+        mailbox.isClosed
+            ? .unavailable("node is shutting down")
+            : .err("server busy: \(mailbox.limits.commandsMax) requests wait for the raft loop; retry later")
     }
 
     /// Hands peer messages to the loop.
@@ -108,6 +174,7 @@ public struct RaftLoop: Service {
 
     public func run() async throws {
         let driver = try makeDriver(sendToPeers)
+        driver.logger = logger
         logger.info("raft loop started", metadata: ["term": "\(driver.status.currentTerm)", "applied": "\(driver.status.appliedIndex)"])
         let mailbox = self.mailbox
         try await withThrowingDiscardingTaskGroup { group in
@@ -142,7 +209,7 @@ public struct RaftLoop: Service {
     private static func generateTicks(every millis: Int, into mailbox: LoopMailbox) async {
         while !Task.isCancelled {
             do { try await Task.sleep(for: .milliseconds(millis)) } catch { return }
-            if !mailbox.post(.tick) { return }
+            if case .refused = mailbox.post(.tick) { return }
         }
     }
 

@@ -60,7 +60,19 @@ enum KVSchema {
         )
         """,
         "CREATE INDEX IF NOT EXISTS kv_sessions_by_activity ON kv_sessions(last_active_ms, client)",
+        installedSnapshotTable,
     ]
+
+    /// The snapshot this state database was installed from, if it was (one row, written by the
+    /// follower that received it). Not replicated: a leader's stream never carries it.
+    static let installedSnapshotTable = """
+        CREATE TABLE IF NOT EXISTS kv_installed_snapshot(
+            id INTEGER PRIMARY KEY CHECK (id = 0),
+            last_index INTEGER NOT NULL,
+            last_term INTEGER NOT NULL,
+            membership BLOB NOT NULL
+        )
+        """
 
     /// Tables a snapshot copies, in restore order, with their columns.
     static let snapshotTables: [(name: String, columns: [String])] = [

@@ -11,7 +11,8 @@ public import RaftCore
 /// Not thread-safe: one owner (the daemon's Raft loop) applies and reads.
 public final class KVStateMachine {
     public let limits: KVLimits
-    let db: SQLiteConnection
+    /// Replaced only by `replaceDatabase(with:)` when a snapshot is installed.
+    var db: SQLiteConnection
 
     /// Index of the last applied entry.
     public private(set) var appliedIndex: LogIndex

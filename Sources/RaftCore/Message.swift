@@ -103,6 +103,8 @@ public struct AppendEntriesResponse: Hashable, Sendable {
 }
 
 /// One chunk of InstallSnapshot (§7). Chunks are sent in order; `offset` is where `data` starts.
+/// RaftCore emits it with empty `data` and `done` false: the leader's driver fills both with the
+/// chunk of the state as of `metadata.lastIncludedIndex` that starts at `offset`.
 public struct InstallSnapshot: Hashable, Sendable {
     public var metadata: SnapshotMetadata
     public var offset: Int

@@ -35,6 +35,8 @@ struct Progress: Sendable {
         var lastIncludedTerm: Term
         var offset: Int
         var chunkOutstanding: Bool
+        /// The heartbeat round in which the outstanding chunk was asked for.
+        var sentRound: UInt64 = 0
     }
 
     init(matchIndex: LogIndex, nextIndex: LogIndex) {

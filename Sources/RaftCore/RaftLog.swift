@@ -200,6 +200,19 @@ struct RaftLog: Sendable {
         if entries.isEmpty { unstableFrom = index.next }
     }
 
+    /// The compaction point as snapshot metadata, or nil if the log was never compacted.
+    var snapshotMetadata: SnapshotMetadata? {
+        guard snapshotIndex > .zero else { return nil }
+        return SnapshotMetadata(lastIncludedIndex: snapshotIndex, lastIncludedTerm: snapshotTerm, membership: baseMembership)
+    }
+
+    /// What describes the state after applying every entry up to `index`: its term and the
+    /// membership in force there. Nil if `index` is compacted away or beyond the log.
+    func metadata(at index: LogIndex) -> SnapshotMetadata? {
+        guard let term = term(at: index) else { return nil }
+        return SnapshotMetadata(lastIncludedIndex: index, lastIncludedTerm: term, membership: membership(atOrBefore: index))
+    }
+
     /// The membership in force at `index` (the latest membership entry at or before it).
     func membership(atOrBefore index: LogIndex) -> ClusterMembership {
         membershipEntries.last(where: { $0.index <= index })?.membership ?? baseMembership

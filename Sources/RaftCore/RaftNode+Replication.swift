@@ -82,7 +82,9 @@ extension RaftNode {
                 leader.progress[peer] = progress
                 sendAppend(to: peer, &leader, allowEmpty: true)
             case .replicate, .snapshot:
-                if case .snapshot(var transfer) = progress.mode {
+                // A chunk unanswered for a whole round was lost (or its answer was): ask again.
+                // A younger one may just be slow to write on a busy follower.
+                if case .snapshot(var transfer) = progress.mode, leader.round - transfer.sentRound >= 2 {
                     transfer.chunkOutstanding = false
                     progress.mode = .snapshot(transfer)
                     leader.progress[peer] = progress
@@ -134,8 +136,8 @@ extension RaftNode {
                 from: progress.nextIndex, maxCount: configuration.entriesPerAppendMax,
                 maxBytes: configuration.bytesPerAppendMax)
         else {
-            guard let snapshot else { return }
-            progress.startSnapshot(snapshot.metadata)
+            guard let metadata = log.metadata(at: log.applied) else { return }
+            progress.startSnapshot(metadata)
             leader.progress[peer] = progress
             sendSnapshotChunk(to: peer, &leader)
             return

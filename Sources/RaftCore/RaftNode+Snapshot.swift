@@ -1,43 +1,81 @@
 /// Log compaction and InstallSnapshot in chunks (§7).
+///
+/// RaftCore never holds snapshot bytes. The application's state is its own snapshot (its
+/// durable store records the applied index with the data), so compaction only records where the
+/// log may be cut. A transfer is a conversation about offsets: the leader asks its driver for
+/// the chunk at an offset of "the state as of index N" (`InstallSnapshot` with empty `data`,
+/// which the driver fills, and marks `done` on the last chunk, before sending); the follower
+/// checks the offset, hands each accepted chunk to its driver in `Ready.snapshotChunks` and
+/// acknowledges it after the driver wrote it; once the last chunk is in, `Ready.snapshot` tells
+/// the driver to install what it received.
 extension RaftNode {
-    /// Records that the application snapshotted its state at `index` (at most the applied index)
-    /// and discards the log up to it. Returns the snapshot, which the driver must hand to
-    /// `LogStorage.compact(to:)`.
-    public mutating func compact(at index: LogIndex, data: [UInt8]) -> Snapshot? {
+    /// Records that the application's state up to `index` (at most the applied index) is durable
+    /// and discards the log up to it. The cut stops short of the index of any snapshot transfer
+    /// under way, so that a follower installing it finds the entries after it in the log. Returns
+    /// the compaction point, which the driver must hand to `LogStorage.compact(to:)`; its `data`
+    /// is empty.
+    public mutating func compact(at index: LogIndex) -> Snapshot? {
         precondition(!readyOutstanding, "compact called between takeReady and advance")
         precondition(index <= log.applied, "cannot snapshot beyond the applied index \(log.applied)")
-        guard index > log.snapshotIndex, let term = log.term(at: index) else { return nil }
-        let metadata = SnapshotMetadata(
-            lastIncludedIndex: index, lastIncludedTerm: term, membership: log.membership(atOrBefore: index))
-        let snapshot = Snapshot(metadata: metadata, data: data)
-        log.compact(to: index, term: term)
-        self.snapshot = snapshot
-        return snapshot
+        var cut = index
+        if let leader = leaderState {
+            for progress in leader.progress.values {
+                if case .snapshot(let transfer) = progress.mode, transfer.offset > 0 || transfer.chunkOutstanding {
+                    cut = min(cut, transfer.lastIncludedIndex)
+                }
+            }
+        }
+        guard cut > log.snapshotIndex, let metadata = log.metadata(at: cut) else { return nil }
+        log.compact(to: cut, term: metadata.lastIncludedTerm)
+        return Snapshot(metadata: metadata, data: [])
     }
 
-    /// Sends the next chunk of the latest snapshot to `peer` unless one is already out.
+    /// The leader's driver could not produce the chunk it was asked for (its read of the state
+    /// failed, or it serves too many transfers at once): start `peer`'s transfer over, from
+    /// offset zero and the state as of the applied index at the next attempt.
+    public mutating func restartSnapshotTransfer(to peer: NodeID) {
+        precondition(!readyOutstanding, "restartSnapshotTransfer called between takeReady and advance")
+        guard let metadata = log.metadata(at: log.applied) else { return }
+        withLeader { _, leader in
+            guard var progress = leader.progress[peer], case .snapshot = progress.mode else { return }
+            progress.startSnapshot(metadata)
+            leader.progress[peer] = progress
+        }
+    }
+
+    /// The follower's driver could not write the chunks of the snapshot being received (it did
+    /// not send their acknowledgements): forget it, so that the leader's next chunk is refused
+    /// and the transfer starts over from offset zero.
+    public mutating func abandonIncomingSnapshot() {
+        precondition(!readyOutstanding, "abandonIncomingSnapshot called between takeReady and advance")
+        incomingSnapshot = nil
+    }
+
+    /// Asks the driver for the next chunk of the snapshot `peer` is receiving, unless one is
+    /// already out. A transfer at offset zero always describes the state as of the applied index
+    /// now: that is the state the driver reads when it fills the first chunk.
     mutating func sendSnapshotChunk(to peer: NodeID, _ leader: inout LeaderState) {
         guard var progress = leader.progress[peer], case .snapshot(var transfer) = progress.mode,
-            !transfer.chunkOutstanding, let snapshot
+            !transfer.chunkOutstanding
         else { return }
-        let metadata = snapshot.metadata
-        if transfer.lastIncludedIndex != metadata.lastIncludedIndex || transfer.offset > snapshot.data.count {
-            // A newer snapshot replaced the one being sent: start over with it.
-            transfer = Progress.SnapshotTransfer(
-                lastIncludedIndex: metadata.lastIncludedIndex, lastIncludedTerm: metadata.lastIncludedTerm,
-                offset: 0, chunkOutstanding: false)
+        // Entries after a snapshot being sent are kept (see `compact(at:)`); should they be gone
+        // anyway, the follower could not continue after it: start over.
+        if transfer.offset > 0, log.metadata(at: transfer.lastIncludedIndex) == nil { transfer.offset = 0 }
+        if transfer.offset == 0, let current = log.metadata(at: log.applied) {
+            transfer.lastIncludedIndex = current.lastIncludedIndex
+            transfer.lastIncludedTerm = current.lastIncludedTerm
         }
-        let end = min(transfer.offset + configuration.snapshotChunkBytes, snapshot.data.count)
-        let chunk = InstallSnapshot(
-            metadata: metadata, offset: transfer.offset, data: Array(snapshot.data[transfer.offset..<end]),
-            done: end == snapshot.data.count, round: leader.round)
+        guard let metadata = log.metadata(at: transfer.lastIncludedIndex) else { return }
+        let chunk = InstallSnapshot(metadata: metadata, offset: transfer.offset, data: [], done: false, round: leader.round)
         send(peer, .installSnapshot(chunk))
         transfer.chunkOutstanding = true
+        transfer.sentRound = leader.round
         progress.mode = .snapshot(transfer)
         leader.progress[peer] = progress
     }
 
-    /// InstallSnapshot receiver (§7): gather chunks in order, then replace the log and state.
+    /// InstallSnapshot receiver (§7): accept chunks in order, hand each to the driver, and once
+    /// the last one is in, replace the log and ask the driver to install the state.
     mutating func handleInstallSnapshot(_ message: Message, _ request: InstallSnapshot) {
         let metadata = request.metadata
         func reply(_ node: inout RaftNode, received: Int, installed: Bool, match: LogIndex) {
@@ -51,24 +89,26 @@ extension RaftNode {
             reply(&self, received: request.offset + request.data.count, installed: true, match: log.committed)
             return
         }
-        if request.offset == 0 || incomingSnapshot?.metadata != metadata {
-            incomingSnapshot = request.offset == 0 ? Snapshot(metadata: metadata, data: []) : nil
+        if request.offset == 0 {
+            incomingSnapshot = IncomingSnapshot(metadata: metadata, bytesReceived: 0)
+        } else if incomingSnapshot?.metadata != metadata {
+            incomingSnapshot = nil
         }
-        guard var incoming = incomingSnapshot, incoming.data.count == request.offset else {
-            reply(&self, received: incomingSnapshot?.data.count ?? 0, installed: false, match: .zero)
+        guard var incoming = incomingSnapshot, incoming.bytesReceived == request.offset else {
+            reply(&self, received: incomingSnapshot?.bytesReceived ?? 0, installed: false, match: .zero)
             return
         }
-        incoming.data.append(contentsOf: request.data)
+        acceptedSnapshotChunks.append(request)
+        incoming.bytesReceived += request.data.count
         guard request.done else {
             incomingSnapshot = incoming
-            reply(&self, received: incoming.data.count, installed: false, match: .zero)
+            reply(&self, received: incoming.bytesReceived, installed: false, match: .zero)
             return
         }
         incomingSnapshot = nil
         log.restore(metadata)
-        snapshot = incoming
-        snapshotToInstall = incoming
-        reply(&self, received: incoming.data.count, installed: true, match: metadata.lastIncludedIndex)
+        snapshotToInstall = Snapshot(metadata: metadata, data: [])
+        reply(&self, received: incoming.bytesReceived, installed: true, match: metadata.lastIncludedIndex)
     }
 
     /// The leader's side of an InstallSnapshot answer.
@@ -97,4 +137,10 @@ extension RaftNode {
         }
         confirmReads(&leader)
     }
+}
+
+/// A snapshot a follower is receiving: which one, and how many of its bytes arrived in order.
+struct IncomingSnapshot: Hashable, Sendable {
+    var metadata: SnapshotMetadata
+    var bytesReceived: Int
 }

@@ -24,10 +24,11 @@ public struct RaftNode: Sendable {
     var ticksElapsed: UInt64 = 0
     var random: SplitMix64
 
-    /// The latest snapshot this node holds, sent to followers that need compacted entries.
-    var snapshot: Snapshot?
-    /// A snapshot being received in chunks from the leader.
-    var incomingSnapshot: Snapshot?
+    /// A snapshot being received in chunks from the leader: which one, and how many bytes of it
+    /// have been handed to the driver so far. The bytes themselves never live here.
+    var incomingSnapshot: IncomingSnapshot?
+    /// Chunks accepted since the last `Ready`, for the driver to write in order.
+    var acceptedSnapshotChunks: [InstallSnapshot] = []
     /// A received snapshot to hand to the driver in the next `Ready`.
     var snapshotToInstall: Snapshot?
 
@@ -73,7 +74,6 @@ public struct RaftNode: Sendable {
         self.leaderID = nil
         self.role = .follower
         self.random = SplitMix64(seed: seed)
-        self.snapshot = state.snapshot
         self.persistedIndex = log.lastIndex
         self.lastHandedOutHardState = state.hardState
         resetElectionTimer()
@@ -107,8 +107,8 @@ public struct RaftNode: Sendable {
     /// The term of the entry at `index`, if this node still holds it.
     public func term(at index: LogIndex) -> Term? { log.term(at: index) }
 
-    /// The latest snapshot this node holds.
-    public var latestSnapshot: Snapshot? { snapshot }
+    /// The point the log was last compacted at (or a snapshot installed at), if any.
+    public var latestSnapshot: SnapshotMetadata? { log.snapshotMetadata }
 
     var leaderState: LeaderState? {
         if case .leader(let state) = role { return state }
@@ -120,6 +120,7 @@ public struct RaftNode: Sendable {
     /// Whether `takeReady()` has anything for the driver.
     public var hasReady: Bool {
         if !outbox.isEmpty || !readStates.isEmpty || snapshotToInstall != nil || log.hasUnstable { return true }
+        if !acceptedSnapshotChunks.isEmpty { return true }
         if currentHardState != lastHandedOutHardState { return true }
         if log.hasEntriesToApply { return true }
         if let leader = leaderState, leader.replicationPending || leader.readRoundPending { return true }
@@ -140,6 +141,8 @@ public struct RaftNode: Sendable {
                 || hardState.votedFor != lastHandedOutHardState.votedFor
             lastHandedOutHardState = hardState
         }
+        ready.snapshotChunks = acceptedSnapshotChunks
+        acceptedSnapshotChunks = []
         ready.snapshot = snapshotToInstall
         snapshotToInstall = nil
         ready.entries = log.takeUnstable()

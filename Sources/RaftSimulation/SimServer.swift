@@ -11,6 +11,15 @@ final class SimServer {
     /// Nil while crashed.
     var node: RaftNode?
     var machine = KeyValueRegister()
+    /// The state machine's durable copy (survives crashes): kvd's state database, which records
+    /// its applied index with the data and is what log compaction relies on.
+    var durableState: DurableState?
+    /// The snapshot being received (lost in a crash, like a half-written file is discarded).
+    var incoming: (metadata: SnapshotMetadata, data: [UInt8])?
+    /// The state each peer's snapshot transfer is reading, as of the index it describes.
+    var outgoing: [NodeID: (metadata: SnapshotMetadata, data: [UInt8])] = [:]
+    /// Peers whose snapshot transfer must start over (asked for a chunk this node cannot serve).
+    var transfersToRestart: [NodeID] = []
     var restartAt: UInt64 = 0
     var pausedUntil: UInt64 = 0
     /// Where to crash inside the next `Ready`, if a crash was scheduled there.
@@ -33,7 +42,16 @@ final class SimServer {
     /// Highest term this server revealed in a message that depends on it being durable.
     var exposedTerm: Term = .zero
 
+    /// A durable copy of the state machine. `installed` is the snapshot it came from when it was
+    /// installed from a leader (the log may not hold its last entry yet).
+    struct DurableState {
+        var appliedIndex: LogIndex
+        var data: [UInt8]
+        var installed: SnapshotMetadata?
+    }
+
     enum CrashPoint: String {
+        case midInstall = "after installing a snapshot's state, before storing its metadata"
         case afterPersist = "after persisting a Ready, before sending"
         case afterSend = "after sending a Ready, before applying"
         case afterReady = "right after a Ready"
@@ -76,6 +94,9 @@ final class SimServer {
         node = nil
         storage.crash()
         machine = KeyValueRegister()
+        incoming = nil
+        outgoing = [:]
+        transfersToRestart = []
         pendingWrites = [:]
         pendingReads = [:]
         readyReads = []

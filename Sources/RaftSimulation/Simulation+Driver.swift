@@ -19,6 +19,11 @@ extension Simulation {
             try checker.checkWritten(ready.entries, previousTerm: previous ?? .zero, on: server.id)
         }
         let commitIndex = server.node?.status.commitIndex ?? .zero
+        try receive(ready.snapshotChunks, on: server)
+        if let snapshot = ready.snapshot {
+            try install(snapshot.metadata, on: server)
+            if server.crashPoint == .midInstall { return crash(server, point: .midInstall) }
+        }
         do {
             try server.storage.persist(
                 hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot, sync: ready.mustSync)
@@ -28,21 +33,21 @@ extension Simulation {
         if server.crashPoint == .afterPersist { return crash(server, point: .afterPersist) }
         for message in ready.messages { try send(message, from: server) }
         if server.crashPoint == .afterSend { return crash(server, point: .afterSend) }
-        if let snapshot = ready.snapshot {
-            do {
-                try server.machine.restore(snapshot.data, metadata: snapshot.metadata)
-            } catch {
-                throw InvariantViolation(invariant: "Snapshot contract", detail: "node \(server.id): \(error)")
-            }
-            try checker.checkDigest(server.machine, on: server.id)
-        }
+        if ready.snapshot != nil { try checker.checkDigest(server.machine, on: server.id) }
         for entry in ready.committedEntries { try apply(entry, on: server, commitIndex: commitIndex) }
         for state in ready.readStates { answer(state, on: server) }
         server.node?.advance(ready)
+        for peer in server.transfersToRestart { server.node?.restartSnapshotTransfer(to: peer) }
+        server.transfersToRestart = []
         if server.crashPoint == .afterReady { crash(server, point: .afterReady) }
     }
 
     private func send(_ message: Message, from server: SimServer) throws(InvariantViolation) {
+        var message = message
+        if case .installSnapshot(let request) = message.body {
+            guard let filled = try fill(request, to: message.to, on: server) else { return }
+            message.body = .installSnapshot(filled)
+        }
         try checker.recordSent(message)
         switch message.body {
         case .requestVote(let request) where request.isPreVote: break
@@ -112,22 +117,15 @@ extension Simulation {
 
     /// Restarts `server` from what its disk holds.
     func restart(_ server: SimServer) throws(InvariantViolation) {
-        let state: PersistentState
+        var state: PersistentState
         do { state = try server.storage.load() } catch {
             throw InvariantViolation(invariant: "Storage contract", detail: "node \(server.id) cannot load: \(error)")
         }
         try checker.checkRestart(server, state: state)
-        var machine = KeyValueRegister()
-        if let snapshot = state.snapshot {
-            do { try machine.restore(snapshot.data, metadata: snapshot.metadata) } catch {
-                throw InvariantViolation(invariant: "Snapshot contract", detail: "node \(server.id): \(error)")
-            }
-            try checker.checkDigest(machine, on: server.id)
-        }
-        let applied = state.snapshot?.metadata.lastIncludedIndex ?? .zero
+        let machine = try recoverState(server, state: &state)
         do {
             server.node = try RaftNode(
-                configuration: server.configuration, state: state, bootstrap: bootstrap, appliedIndex: applied,
+                configuration: server.configuration, state: state, bootstrap: bootstrap, appliedIndex: machine.appliedIndex,
                 seed: random.next())
         } catch {
             throw InvariantViolation(invariant: "Restart", detail: "node \(server.id) cannot start: \(error)")

@@ -27,9 +27,10 @@ extension Simulation {
 
     private func crashSomeone() {
         guard let victim = random.pick(servers.filter(\.isRunning)) else { return }
-        switch random.below(4) {
+        switch random.below(5) {
         case 0: victim.crashPoint = .afterPersist
         case 1: victim.crashPoint = .afterSend
+        case 2: victim.crashPoint = .midInstall
         default: crash(victim, point: nil)
         }
     }
@@ -153,14 +154,7 @@ extension Simulation {
                     invariant: "Driver applied index",
                     detail: "node \(server.id) reports applied \(status.appliedIndex), state machine is at \(server.machine.appliedIndex)")
             }
-            let data: [UInt8]
-            do { data = try server.machine.snapshot() } catch {
-                throw InvariantViolation(invariant: "State machine contract", detail: "\(error)")
-            }
-            guard let snapshot = server.node?.compact(at: status.appliedIndex, data: data) else { continue }
-            do { try server.storage.compact(to: snapshot) } catch {
-                throw InvariantViolation(invariant: "Storage contract", detail: "node \(server.id): \(error)")
-            }
+            guard let snapshot = try compact(server) else { continue }
             stats.snapshots += 1
             record(.snapshot(server.id, snapshot.metadata.lastIncludedIndex))
             try checkAll()

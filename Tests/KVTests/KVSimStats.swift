@@ -14,6 +14,8 @@ struct KVSimStats {
     var leaseExpiries = 0
     var uncheckedHistories = 0
     var historyOperations = 0
+    /// Snapshots followers installed from a leader's state database.
+    var snapshotsInstalled = 0
 
     mutating func add(_ other: KVSimStats) {
         ticks += other.ticks
@@ -30,13 +32,14 @@ struct KVSimStats {
         leaseExpiries += other.leaseExpiries
         uncheckedHistories += other.uncheckedHistories
         historyOperations += other.historyOperations
+        snapshotsInstalled += other.snapshotsInstalled
     }
 
     var summary: String {
         "\(ticks) ticks, \(appliedEntries) entries applied, \(acknowledgedWrites) writes acknowledged "
             + "(\(indeterminateRetries) indeterminate retries), \(lockGrants) lock grants, fenced writes \(fencedAccepted) "
             + "accepted / \(fencedStale) stale, \(leaseExpiries) lease expiries, \(crashes) crashes, \(pauses) pauses, "
-            + "\(partitions) partitions, \(lostMessages) messages lost, \(historyOperations) KV operations checked, "
+            + "\(partitions) partitions, \(lostMessages) messages lost, \(snapshotsInstalled) snapshots installed, \(historyOperations) KV operations checked, "
             + "\(uncheckedHistories) histories unchecked (budget)"
     }
 }

@@ -96,10 +96,14 @@ final class KVSimNode {
     var wallOffsetMillis: UInt64
     /// The applied index the simulator has recorded for this node.
     var recordedApplied: LogIndex = .zero
+    /// The state database file: it survives crashes (SQLite's WAL with `synchronous=NORMAL` loses
+    /// nothing in a process crash), as in production, where it is the snapshot.
+    let statePath: String
 
-    init(id: NodeID, wallOffsetMillis: UInt64) {
+    init(id: NodeID, wallOffsetMillis: UInt64, statePath: String) {
         self.id = id
         self.wallOffsetMillis = wallOffsetMillis
+        self.statePath = statePath
     }
 
     func isPaused(at tick: UInt64) -> Bool { pausedUntil > tick }
@@ -152,12 +156,21 @@ final class KVSimulation {
     /// A client saw a reply no correct server gives; thrown at the end of the tick.
     var clientViolation: KVSimViolation?
 
+    /// A private directory for the nodes' state databases, removed when the simulation ends.
+    let directory: String
+
+    deinit { KVSimulation.removeDirectory(directory) }
+
     init(seed: UInt64, safetyTicks: Int = 600) {
         self.seed = seed
         parameters = KVSimParameters(seed: seed, safetyTicks: safetyTicks)
         random = SplitMix64(seed: seed)
+        directory = KVSimulation.makeDirectory(seed: seed)
         for number in 1...parameters.nodeCount {
-            nodes.append(KVSimNode(id: NodeID(UInt64(number)), wallOffsetMillis: UInt64(random.below(5_000))))
+            nodes.append(
+                KVSimNode(
+                    id: NodeID(UInt64(number)), wallOffsetMillis: UInt64(random.below(5_000)),
+                    statePath: "\(directory)/state-\(number).sqlite"))
         }
         let lockNames = ["L0", "L1"]
         for number in 0..<(parameters.kvClients + parameters.lockClients) {
@@ -248,7 +261,9 @@ final class KVSimulation {
         settings.snapshotEntries = parameters.snapshotEntries
         node.storage.tap.restoredUpTo = .zero
         do {
-            let machine = try KVStateMachine(database: try SQLiteConnection.inMemory())
+            var options = SQLiteConnection.Options()
+            options.synchronous = .normal
+            let machine = try KVStateMachine(database: try SQLiteConnection(path: node.statePath, options: options))
             let wallOffset = node.wallOffsetMillis
             node.driver = try RaftDriver(
                 configuration: configuration, bootstrap: bootstrap, settings: settings, storage: node.storage,
@@ -263,8 +278,8 @@ final class KVSimulation {
         if now > 0 { note("restart \(node.id) (applied \(node.recordedApplied) from its snapshot)") }
     }
 
-    /// Crashes `node`: unsynced log writes and the whole in-memory state machine are lost, and so
-    /// is every client request it held.
+    /// Crashes `node`: unsynced log writes are lost, and so is every client request it held and
+    /// any snapshot it was receiving; its state database survives.
     func crash(_ node: KVSimNode) {
         guard let driver = node.driver, var storage = driver.storage as? KVSimStorage else { return }
         storage.crash()
@@ -297,6 +312,7 @@ final class KVSimulation {
         let appliedIndex = driver.machine.appliedIndex
         let restored = storage.tap.restoredUpTo
         storage.tap.restoredUpTo = .zero
+        if restored > .zero { stats.snapshotsInstalled += 1 }
         var index = node.recordedApplied.next
         while index <= appliedIndex {
             defer { index = index.next }

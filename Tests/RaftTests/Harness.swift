@@ -183,7 +183,12 @@ struct Cluster {
     var applied: [NodeID: [Entry]] = [:]
     /// The state machine's applied index (moves on apply and on snapshot restore).
     var appliedIndex: [NodeID: LogIndex] = [:]
+    /// Snapshots each node installed, with the bytes it received for them.
     var installedSnapshots: [NodeID: [Snapshot]] = [:]
+    /// The application state each node serves when a follower needs a snapshot (set by `compact`).
+    var stateBytes: [NodeID: [UInt8]] = [:]
+    /// Bytes of the snapshot each node is receiving.
+    var incomingBytes: [NodeID: [UInt8]] = [:]
     var readStates: [NodeID: [ReadState]] = [:]
     /// Sent and not yet delivered, oldest first.
     var queue: [Message] = []
@@ -263,7 +268,14 @@ struct Cluster {
     }
 
     private mutating func handle(_ ready: Ready, on id: NodeID, sourceLocation: SourceLocation) {
-        // 1. Persist (synced when asked).
+        // 1. Write received chunks; persist (synced when asked).
+        for chunk in ready.snapshotChunks {
+            if chunk.offset == 0 { incomingBytes[id] = [] }
+            if incomingBytes[id]?.count != chunk.offset {
+                Issue.record("node \(id) got a chunk at \(chunk.offset) out of order", sourceLocation: sourceLocation)
+            }
+            incomingBytes[id, default: []] += chunk.data
+        }
         do {
             try storage[id]!.persist(
                 hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot, sync: ready.mustSync)
@@ -274,11 +286,13 @@ struct Cluster {
         // 2. Send, checking that what each message depends on is durable.
         for message in ready.messages {
             checkDurable(message, durable, sourceLocation: sourceLocation)
-            queue.append(message)
+            queue.append(fillSnapshotChunk(message))
         }
         // 3. Restore, then apply committed entries in order; each is durable already.
         if let snapshot = ready.snapshot {
-            installedSnapshots[id, default: []].append(snapshot)
+            installedSnapshots[id, default: []].append(Snapshot(metadata: snapshot.metadata, data: incomingBytes[id] ?? []))
+            stateBytes[id] = incomingBytes[id]
+            incomingBytes[id] = nil
             appliedIndex[id] = snapshot.metadata.lastIncludedIndex
             applied[id] = []
         }
@@ -298,6 +312,20 @@ struct Cluster {
         }
         // 4. Reads.
         readStates[id, default: []] += ready.readStates
+    }
+
+    /// The driver's part of InstallSnapshot: a chunk RaftCore asked for gets its bytes from the
+    /// state the sender serves.
+    private func fillSnapshotChunk(_ message: Message) -> Message {
+        guard case .installSnapshot(var chunk) = message.body else { return message }
+        let state = stateBytes[message.from] ?? []
+        let start = min(chunk.offset, state.count)
+        let end = min(start + nodes[message.from]!.configuration.snapshotChunkBytes, state.count)
+        chunk.data = Array(state[start..<end])
+        chunk.done = end == state.count
+        var filled = message
+        filled.body = .installSnapshot(chunk)
+        return filled
     }
 
     /// A message may leave only once the term, vote and entries it vouches for are durable.
@@ -485,7 +513,8 @@ struct Cluster {
     @discardableResult
     mutating func compact(_ id: NodeID, data: [UInt8]) -> Snapshot? {
         let index = nodes[id]!.log.applied
-        guard let snapshot = nodes[id]!.compact(at: index, data: data) else { return nil }
+        guard let snapshot = nodes[id]!.compact(at: index) else { return nil }
+        stateBytes[id] = data
         do { try storage[id]!.compact(to: snapshot) } catch { Issue.record("compact failed: \(error)") }
         return snapshot
     }

@@ -1,0 +1,84 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import RaftCore
+
+/// The state database as the snapshot (after etcd's backend and rqlite): the applied index
+/// commits with the data, so log compaction needs only to know the state is durable, and a
+/// follower installs a snapshot by swapping in a whole new database file.
+extension KVStateMachine {
+    /// The path of the database file (`:memory:` for an in-memory one, which cannot be
+    /// snapshotted to another node).
+    public var databasePath: String { db.path }
+
+    /// Makes every applied entry durable: one commit with `synchronous=FULL`, whose WAL fsync
+    /// covers every earlier commit (the connection otherwise commits with `NORMAL`, which survives
+    /// a process crash but not a power cut). Called before the log is compacted behind the
+    /// applied index, since the state is then the only copy of those entries' effects.
+    public func makeDurable() throws(StorageError) {
+        do {
+            try db.setSynchronous(.full)
+            try db.transaction { () throws(SQLiteError) in
+                try db.execute("UPDATE kv_meta SET value = value WHERE name = 'schema_version'")
+            }
+            try db.setSynchronous(.normal)
+        } catch {
+            throw error.storageError
+        }
+    }
+
+    /// The snapshot this database was installed from, if it was.
+    public func installedSnapshot() throws(StorageError) -> SnapshotMetadata? {
+        do {
+            let statement = try db.statement("SELECT last_index, last_term, membership FROM kv_installed_snapshot WHERE id = 0")
+            guard try statement.step() else { return nil }
+            let index = LogIndex(UInt64(bitPattern: statement.int64(at: 0)))
+            let term = Term(UInt64(bitPattern: statement.int64(at: 1)))
+            let bytes = statement.blob(at: 2)
+            statement.reset()
+            let membership = try RaftCodec.decodeMembership(bytes, context: "installed snapshot in \(db.path)")
+            return SnapshotMetadata(lastIncludedIndex: index, lastIncludedTerm: term, membership: membership)
+        } catch let error as SQLiteError {
+            throw error.storageError
+        } catch let error as StorageError {
+            throw error
+        } catch {
+            throw .io("\(db.path): \(error)")
+        }
+    }
+
+    /// Replaces the database by the complete file at `newFile` (from `StateSnapshotWriter`),
+    /// atomically: the old database is checkpointed and closed, the new file renamed over it
+    /// and the directory fsynced, then reopened. A crash leaves either the old database or the
+    /// new one. Every other connection to the database (snapshot readers) must be closed first.
+    public func replaceDatabase(with newFile: String) throws(StorageError) {
+        let path = db.path
+        do {
+            let busy = try db.scalarInt64("PRAGMA wal_checkpoint(TRUNCATE)") ?? 1
+            guard busy == 0 else { throw StorageError.io("\(path): cannot checkpoint before installing a snapshot (busy)") }
+            // Release the old connection (closing it deletes its WAL) before the rename.
+            db = try SQLiteConnection.inMemory()
+        } catch let error as SQLiteError {
+            throw error.storageError
+        } catch let error as StorageError {
+            throw error
+        } catch {
+            throw .io("\(path): \(error)")
+        }
+        for suffix in ["-wal", "-shm"] { unlink(path + suffix) }
+        guard rename(newFile, path) == 0 else {
+            throw .io("\(path): cannot rename the received snapshot into place: \(String(cString: strerror(errno)))")
+        }
+        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        let descriptor = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if descriptor >= 0 {
+            let synced = fsync(descriptor) == 0
+            close(descriptor)
+            guard synced else { throw .io("\(directory): cannot fsync after installing a snapshot") }
+        }
+        var options = SQLiteConnection.Options()
+        options.synchronous = .normal
+        do { db = try SQLiteConnection(path: path, options: options) } catch { throw error.storageError }
+        try loadMeta()
+    }
+}
