@@ -46,71 +46,15 @@ cleanup() {
     local pid
     for pid in "${node_pid[@]}" $redis_pid; do kill -KILL "$pid" 2>/dev/null || true; done
     for pid in "${node_pid[@]}" $redis_pid; do wait "$pid" 2>/dev/null || true; done
-    if [ -n "${BENCH_KEEP:-}" ]; then echo "bench.sh: kept $work"; else rm -rf "$work"; fi
+    if [ -n "${BENCH_KEEP:-}${KEEP_WORK:-}" ]; then echo "bench.sh: kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Free TCP ports on 127.0.0.1: bind port 0 and let the kernel choose.
-free_ports() {
-    python3 - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
-
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-
-read -r -a ports <<<"$(free_ports 7)"
+source scripts/lib/local-cluster.sh
 conf="$work/cluster.conf"
-{
-    echo "cluster-id bench"
-    echo "heartbeat-ms 50"
-    echo "election-timeout-ms 500"
-    for id in 1 2 3; do
-        echo "node $id peer=127.0.0.1:${ports[$((id * 2 - 2))]} client=127.0.0.1:${ports[$((id * 2 - 1))]}"
-    done
-} >"$conf"
-client_port() { echo "${ports[$(($1 * 2 - 1))]}"; }
+write_cluster_conf bench
 redis_port=${ports[6]}
-
-start_node() {
-    "$kvd" --config "$conf" --id "$1" --data-dir "$work/data/$1" >>"$work/node$1.log" 2>&1 &
-    node_pid[$1]=$!
-}
-
-# The leader's id once every running node agrees on it (INFO of each node; no kvctl redirects).
-leader_id() {
-    local id leader="" seen role lid
-    for id in "${!node_pid[@]}"; do
-        seen=$(redis-cli -h 127.0.0.1 -p "$(client_port "$id")" INFO 2>/dev/null | tr -d '\r') || return 1
-        role=$(sed -n 's/^role://p' <<<"$seen")
-        lid=$(sed -n 's/^leader_id://p' <<<"$seen")
-        [ -n "$lid" ] && [ "$lid" != 0 ] || return 1
-        [ -z "$leader" ] || [ "$leader" = "$lid" ] || return 1
-        leader=$lid
-        if [ "$id" = "$lid" ] && [ "$role" != leader ]; then return 1; fi
-    done
-    [ -n "$leader" ] && [ -n "${node_pid[$leader]:-}" ] && echo "$leader"
-}
-
-wait_for_leader() {
-    local deadline=$(($(now_ms) + 20000)) leader
-    until leader=$(leader_id); do
-        [ "$(now_ms)" -lt "$deadline" ] || { echo "bench.sh: no leader after 20 s (logs in $work)" >&2; BENCH_KEEP=1; exit 1; }
-        sleep 0.05
-    done
-    echo "$leader"
-}
-
-info_field() { # NODE FIELD
-    redis-cli -h 127.0.0.1 -p "$(client_port "$1")" INFO 2>/dev/null | tr -d '\r' | sed -n "s/^$2://p"
-}
 
 # requests/s of SET and GET, as "set get", from redis-benchmark's CSV output.
 benchmark() { # PORT EXTRA-ARGS...
@@ -120,7 +64,6 @@ benchmark() { # PORT EXTRA-ARGS...
         awk -F'"' '$2 == "SET" { set = $4 } $2 == "GET" { get = $4 } END { printf "%s %s\n", set, get }'
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 declare -A results=()
 record() { # NAME "set get"

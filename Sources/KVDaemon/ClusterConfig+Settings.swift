@@ -15,7 +15,7 @@
 /// | `sessions-max` | 10000 | 1–10000000 | most live client sessions (least recently used evicted) |
 /// | `session-timeout-ms` | 600000 | 1000–604800000 | an unused client session expires after this long |
 /// | `list-keys-max` | 10000 | 1–10000000 | most keys one prefix listing returns |
-/// | `snapshot-entries` | 10000 | 1–100000000 | applied entries between snapshots (then the log is truncated) |
+/// | `snapshot-entries` | 10000 | 1–100000000 | applied entries between log compactions (the state database is made durable, then the log is cut) |
 /// | `key-bytes-max` | 1024 | 1–65536 | longest key |
 /// | `value-bytes-max` | 1048576 | 1–67108864 | longest value |
 /// | `request-bytes-max` | 2097152 | key-bytes-max + value-bytes-max – 134217728 | largest client request (inline line or all bulk strings of one command) |
@@ -26,9 +26,11 @@
 /// | `append-bytes-max` | 1048576 | 1–67108864 | most entry bytes per AppendEntries (a larger single entry goes alone) |
 /// | `inflight-messages-max` | 64 | 1–65536 | AppendEntries in flight to one follower |
 /// | `uncommitted-bytes-max` | 67108864 | 1–17179869184 | uncommitted entry bytes a leader holds before refusing proposals |
-/// | `snapshot-chunk-bytes` | 1048576 | 1–67108864 | snapshot bytes per InstallSnapshot chunk |
+/// | `snapshot-chunk-bytes` | 1048576 | 1–67108864 | snapshot bytes per InstallSnapshot chunk (a larger single row goes alone) |
+/// | `snapshot-transfers-max` | 2 | 1–64 | snapshot transfers a leader serves at once (each holds a read transaction on the state database) |
 /// | `apply-entries-max` | 1024 | 1–1000000 | committed entries applied per Raft step |
 /// | `pending-reads-max` | 4096 | 1–1000000 | linearizable reads waiting for leadership confirmation |
+/// | `loop-commands-max` | 100000 | 1–10000000 | client commands waiting for the Raft loop before new ones are refused (`-ERR server busy`) |
 /// | `peer-frame-bytes-max` | 16777216 | max(append-bytes-max, request-bytes-max, snapshot-chunk-bytes) + 131072 – 1073741824 | largest peer frame sent or accepted |
 /// | `peer-queue-messages-max` | 1024 | 1–1000000 | messages queued for one peer, and received batches waiting for the Raft loop, before the oldest are dropped |
 /// | `peer-queue-bytes-max` | 67108864 | peer-frame-bytes-max – 17179869184 | bytes queued for one peer before the oldest are dropped |
@@ -82,6 +84,10 @@ public struct ClusterSettings: Hashable, Sendable {
     public var uncommittedBytesMax = 64 << 20
     /// `snapshot-chunk-bytes`.
     public var snapshotChunkBytes = 1 << 20
+    /// `snapshot-transfers-max`.
+    public var snapshotTransfersMax = 2
+    /// `loop-commands-max`.
+    public var loopCommandsMax = 100_000
     /// `apply-entries-max`.
     public var applyEntriesMax = 1024
     /// `pending-reads-max`.
@@ -144,8 +150,10 @@ struct IntegerSetting {
             IntegerSetting("inflight-messages-max", \.inflightMessagesMax, 1...65536),
             IntegerSetting("uncommitted-bytes-max", \.uncommittedBytesMax, 1...(16 << 30)),
             IntegerSetting("snapshot-chunk-bytes", \.snapshotChunkBytes, 1...(64 << 20)),
+            IntegerSetting("snapshot-transfers-max", \.snapshotTransfersMax, 1...64),
             IntegerSetting("apply-entries-max", \.applyEntriesMax, 1...1_000_000),
             IntegerSetting("pending-reads-max", \.pendingReadsMax, 1...1_000_000),
+            IntegerSetting("loop-commands-max", \.loopCommandsMax, 1...10_000_000),
             IntegerSetting("peer-frame-bytes-max", \.peerFrameBytesMax, 1...(1 << 30)),
             IntegerSetting("peer-queue-messages-max", \.peerQueueMessagesMax, 1...1_000_000),
             IntegerSetting("peer-queue-bytes-max", \.peerQueueBytesMax, 1...(16 << 30)),

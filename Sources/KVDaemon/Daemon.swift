@@ -93,6 +93,7 @@ public enum Daemon {
         settings.requestTimeoutMillis = UInt64(config.settings.requestTimeoutMillis)
         settings.lockWaitMaxMillis = UInt64(config.settings.lockWaitMaxMillis)
         settings.snapshotEntries = UInt64(config.settings.snapshotEntries)
+        settings.snapshotTransfersMax = config.settings.snapshotTransfersMax
         settings.heartbeatMillis = UInt64(config.settings.heartbeatMillis)
         settings.electionTimeoutMillis = UInt64(config.settings.electionTimeoutMillis)
         let driverSettings = settings
@@ -103,7 +104,8 @@ public enum Daemon {
         let clock = ContinuousClock()
         let start = clock.now
         return RaftLoop(
-            tickMillis: config.tickMillis, handOverWaitMillis: config.settings.electionTimeoutMillis, logger: logger,
+            tickMillis: config.tickMillis, handOverWaitMillis: config.settings.electionTimeoutMillis,
+            commandsMax: config.settings.loopCommandsMax, logger: logger,
             sendToPeers: { transport.send($0) }
         ) { send in
             let storage: SQLiteLogStorage

@@ -4,9 +4,13 @@ import RaftCore
 /// The `Ready` cycle (persist → send → apply → answer reads → advance) and everything that
 /// follows from applying: replies, lock grants, lease bookkeeping, snapshots.
 extension RaftDriver {
-    /// Handles every `Ready` the node has, in the order its contract requires.
+    /// Handles the node's `Ready`s, each in the order its contract requires, until none is left
+    /// or `readyBudgetMillis` has passed (then `hasPendingWork` stays true and the loop comes
+    /// back after taking new inputs, so a long catch-up never holds it for long).
     func processReady() throws(DaemonError) {
+        let budgetEnds = monotonicMillis() + settings.readyBudgetMillis
         while node.hasReady {
+            if monotonicMillis() >= budgetEnds { break }
             let ready = node.takeReady()
             let started = monotonicMillis()
             var messages = ready.messages

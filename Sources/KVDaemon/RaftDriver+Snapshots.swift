@@ -22,7 +22,8 @@ extension RaftDriver {
         /// The last chunk produced and where it starts, to resend it if it was lost.
         var lastChunk: (offset: Int, bytes: [UInt8], done: Bool)?
         var startedAtMillis: UInt64
-        var lastRequestMillis: UInt64
+        /// When the follower last asked for a new chunk (resends do not count).
+        var lastProgressMillis: UInt64
     }
 
     /// The snapshot this follower is receiving.
@@ -55,7 +56,7 @@ extension RaftDriver {
 
     private func chunk(for request: InstallSnapshot, to peer: NodeID) -> (bytes: [UInt8], done: Bool)? {
         let now = monotonicMillis()
-        if request.offset == 0 {
+        if request.offset == 0, outgoing[peer]?.metadata != request.metadata || outgoing[peer]?.lastChunk?.offset != 0 {
             outgoing[peer] = nil
             guard outgoing.count < settings.snapshotTransfersMax else {
                 logger.debug("snapshot for node \(peer) waits: \(outgoing.count) transfers under way")
@@ -69,7 +70,7 @@ extension RaftDriver {
                     return nil
                 }
                 outgoing[peer] = OutgoingTransfer(
-                    metadata: request.metadata, reader: reader, lastChunk: nil, startedAtMillis: now, lastRequestMillis: now)
+                    metadata: request.metadata, reader: reader, lastChunk: nil, startedAtMillis: now, lastProgressMillis: now)
                 logger.info(
                     "snapshot transfer started", metadata: ["peer": "\(peer)", "index": "\(request.metadata.lastIncludedIndex)"])
             } catch {
@@ -78,7 +79,6 @@ extension RaftDriver {
             }
         }
         guard var transfer = outgoing[peer], transfer.metadata == request.metadata else { return nil }
-        transfer.lastRequestMillis = now
         defer { outgoing[peer] = transfer }
         if let last = transfer.lastChunk, last.offset == request.offset { return (last.bytes, last.done) }
         let nextOffset = transfer.lastChunk.map { $0.offset + $0.bytes.count } ?? 0
@@ -86,6 +86,7 @@ extension RaftDriver {
         do {
             let (bytes, done) = try transfer.reader.nextChunk(maxBytes: node.configuration.snapshotChunkBytes)
             transfer.lastChunk = (request.offset, bytes, done)
+            transfer.lastProgressMillis = now
             if done {
                 let elapsed = now - transfer.startedAtMillis
                 metrics.snapshotsSent.increment()
@@ -104,7 +105,7 @@ extension RaftDriver {
         }
     }
 
-    /// Ends transfers nobody asked a chunk of for a while (the follower died or caught up
+    /// Ends transfers that made no progress for a while (the follower died or caught up
     /// otherwise), so that their read transactions do not pin the WAL; and every transfer once
     /// this node no longer leads.
     func dropIdleTransfers(now: UInt64) {
@@ -112,7 +113,7 @@ extension RaftDriver {
         let idleMillis = 20 * settings.electionTimeoutMillis
         for peer in outgoing.keys.sorted() {
             guard let transfer = outgoing[peer] else { continue }
-            if !node.isLeader || now - transfer.lastRequestMillis > idleMillis {
+            if !node.isLeader || now - transfer.lastProgressMillis > idleMillis {
                 outgoing[peer] = nil
                 if !transfer.reader.isFinished { logger.info("snapshot transfer to node \(peer) abandoned") }
             }

@@ -20,6 +20,8 @@ public final class RaftDriver {
         public var snapshotEntries: UInt64 = 10_000
         /// Most snapshot transfers a leader serves at once (each holds a read transaction open).
         public var snapshotTransfersMax = 2
+        /// How long one loop iteration may keep handling `Ready`s before it takes new inputs.
+        public var readyBudgetMillis: UInt64 = 10
         /// A loop iteration longer than this is logged with what it did.
         public var slowIterationMillis: UInt64 = 50
         public var heartbeatMillis: UInt64 = 50
@@ -144,6 +146,9 @@ public final class RaftDriver {
         self.leases = LeaseKeeper(
             checkpointIntervalMillis: settings.electionTimeoutMillis, retryMillis: 2 * settings.electionTimeoutMillis)
     }
+
+    /// Whether `Ready`s are left over from the last iteration (the loop must come back).
+    public var hasPendingWork: Bool { node.hasReady }
 
     /// A read-only view of the node.
     public var status: RaftStatus { node.status }

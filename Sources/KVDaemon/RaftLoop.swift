@@ -90,6 +90,9 @@ final class LoopMailbox: Sendable {
         return outcome
     }
 
+    /// Wakes the loop with nothing queued, so that it finishes work it left for later.
+    func nudge() { wake.yield() }
+
     /// Everything queued so far, in arrival order.
     func drain() -> [LoopInput] {
         queue.withLock { queue in
@@ -160,10 +163,10 @@ public struct RaftLoop: Service {
     let logger: Logger
 
     public init(
-        tickMillis: Int, handOverWaitMillis: Int, logger: Logger, sendToPeers: @escaping @Sendable ([Message]) -> Void,
-        makeDriver: @escaping DriverFactory
+        tickMillis: Int, handOverWaitMillis: Int, commandsMax: Int = 100_000, logger: Logger,
+        sendToPeers: @escaping @Sendable ([Message]) -> Void, makeDriver: @escaping DriverFactory
     ) {
-        self.mailbox = LoopMailbox()
+        self.mailbox = LoopMailbox(limits: LoopMailbox.Limits(commandsMax: commandsMax))
         self.handle = RaftLoopHandle(mailbox: mailbox)
         self.tickMillis = tickMillis
         self.handOverWaitMillis = handOverWaitMillis
@@ -192,8 +195,9 @@ public struct RaftLoop: Service {
     private func consume(_ driver: RaftDriver) async throws {
         for await _ in mailbox.wakeups {
             let inputs = mailbox.drain()
-            guard !inputs.isEmpty else { continue }
+            guard !inputs.isEmpty || driver.hasPendingWork else { continue }
             for error in try driver.process(inputs) { logger.warning("dropped peer message: \(error)") }
+            if driver.hasPendingWork { mailbox.nudge() }
             // A hand-over is complete once another node leads (its first message deposes us);
             // the deadline bounds the wait if the target never takes over.
             if let deadline = handOver.deadline, driver.status.role != .leader || ContinuousClock.now >= deadline {

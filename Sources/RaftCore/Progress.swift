@@ -37,6 +37,9 @@ struct Progress: Sendable {
         var chunkOutstanding: Bool
         /// The heartbeat round in which the outstanding chunk was asked for.
         var sentRound: UInt64 = 0
+        /// Whether the snapshot this transfer sends is decided: from the first chunk request on,
+        /// the driver reads that state, so resends must name the same one.
+        var pinned = false
     }
 
     init(matchIndex: LogIndex, nextIndex: LogIndex) {

@@ -82,9 +82,10 @@ extension RaftNode {
                 leader.progress[peer] = progress
                 sendAppend(to: peer, &leader, allowEmpty: true)
             case .replicate, .snapshot:
-                // A chunk unanswered for a whole round was lost (or its answer was): ask again.
-                // A younger one may just be slow to write on a busy follower.
-                if case .snapshot(var transfer) = progress.mode, leader.round - transfer.sentRound >= 2 {
+                // A chunk unanswered for an election timeout was lost (or its answer was): ask
+                // again. Sooner would resend megabytes to a follower that is merely busy writing,
+                // or flood the queue of one that is down.
+                if case .snapshot(var transfer) = progress.mode, leader.round - transfer.sentRound >= snapshotResendRounds {
                     transfer.chunkOutstanding = false
                     progress.mode = .snapshot(transfer)
                     leader.progress[peer] = progress
@@ -93,6 +94,11 @@ extension RaftNode {
                 sendAnchoredHeartbeat(to: peer, &leader)
             }
         }
+    }
+
+    /// Heartbeat rounds after which an unanswered snapshot chunk is asked for again.
+    var snapshotResendRounds: UInt64 {
+        UInt64(max(2, configuration.electionTimeoutTicks / max(1, configuration.heartbeatIntervalTicks)))
     }
 
     /// An empty AppendEntries anchored at `peer`'s match index, which is known to agree, so it is

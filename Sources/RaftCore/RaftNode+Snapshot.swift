@@ -19,8 +19,10 @@ extension RaftNode {
         precondition(index <= log.applied, "cannot snapshot beyond the applied index \(log.applied)")
         var cut = index
         if let leader = leaderState {
-            for progress in leader.progress.values {
-                if case .snapshot(let transfer) = progress.mode, transfer.offset > 0 || transfer.chunkOutstanding {
+            // Only for a follower that answers: a dead one must not make the log grow forever
+            // (it will get a newer snapshot when it returns).
+            for progress in leader.progress.values where progress.recentlyActive {
+                if case .snapshot(let transfer) = progress.mode, transfer.pinned {
                     cut = min(cut, transfer.lastIncludedIndex)
                 }
             }
@@ -52,18 +54,22 @@ extension RaftNode {
     }
 
     /// Asks the driver for the next chunk of the snapshot `peer` is receiving, unless one is
-    /// already out. A transfer at offset zero always describes the state as of the applied index
-    /// now: that is the state the driver reads when it fills the first chunk.
+    /// already out. A new transfer describes the state as of the applied index now: that is the
+    /// state the driver reads when it fills the first chunk; every later request names it again.
     mutating func sendSnapshotChunk(to peer: NodeID, _ leader: inout LeaderState) {
         guard var progress = leader.progress[peer], case .snapshot(var transfer) = progress.mode,
             !transfer.chunkOutstanding
         else { return }
         // Entries after a snapshot being sent are kept (see `compact(at:)`); should they be gone
         // anyway, the follower could not continue after it: start over.
-        if transfer.offset > 0, log.metadata(at: transfer.lastIncludedIndex) == nil { transfer.offset = 0 }
-        if transfer.offset == 0, let current = log.metadata(at: log.applied) {
+        if transfer.pinned, log.metadata(at: transfer.lastIncludedIndex) == nil {
+            transfer.pinned = false
+            transfer.offset = 0
+        }
+        if !transfer.pinned, let current = log.metadata(at: log.applied) {
             transfer.lastIncludedIndex = current.lastIncludedIndex
             transfer.lastIncludedTerm = current.lastIncludedTerm
+            transfer.pinned = true
         }
         guard let metadata = log.metadata(at: transfer.lastIncludedIndex) else { return }
         let chunk = InstallSnapshot(metadata: metadata, offset: transfer.offset, data: [], done: false, round: leader.round)
@@ -87,6 +93,11 @@ extension RaftNode {
         if metadata.lastIncludedIndex <= log.committed {
             incomingSnapshot = nil
             reply(&self, received: request.offset + request.data.count, installed: true, match: log.committed)
+            return
+        }
+        if request.offset == 0, let incoming = incomingSnapshot, incoming.metadata == metadata, incoming.bytesReceived > 0 {
+            // A late duplicate of the first chunk: keep what arrived since.
+            reply(&self, received: incoming.bytesReceived, installed: false, match: .zero)
             return
         }
         if request.offset == 0 {

@@ -4,17 +4,18 @@ import RaftCore
 /// is the snapshot, a leader serves chunks of its state as of the index RaftCore names, and a
 /// follower collects chunks and installs them before storing the snapshot's metadata.
 extension Simulation {
-    /// Fills a chunk RaftCore asked for. At offset zero the state machine must be exactly at the
-    /// snapshot's index (RaftCore names its applied index, and this runs before the `Ready`'s
-    /// entries are applied); later chunks come from that copy. Returns nil when the chunk cannot
-    /// be served (a copy from before a crash is gone): the transfer then starts over.
+    /// Fills a chunk RaftCore asked for. A new transfer names the applied index (this runs before
+    /// the `Ready`'s entries are applied), so the state machine is copied as it is now; later
+    /// chunks come from that copy. Returns nil when the chunk cannot be served (the copy is gone,
+    /// after a crash): the transfer then starts over.
     func fill(_ request: InstallSnapshot, to peer: NodeID, on server: SimServer) throws(InvariantViolation) -> InstallSnapshot? {
         let metadata = request.metadata
-        if request.offset == 0 {
+        if request.offset == 0, server.outgoing[peer]?.metadata != metadata {
+            // A new transfer names the applied index; a resend names the one it pinned, which
+            // the state machine may have left behind: then the transfer starts over.
             guard server.machine.appliedIndex == metadata.lastIncludedIndex else {
-                throw InvariantViolation(
-                    invariant: "Snapshot contract",
-                    detail: "node \(server.id) asked for its state at \(metadata.lastIncludedIndex) while at \(server.machine.appliedIndex)")
+                server.transfersToRestart.append(peer)
+                return nil
             }
             do { server.outgoing[peer] = (metadata, try server.machine.snapshot()) } catch {
                 throw InvariantViolation(invariant: "State machine contract", detail: "\(error)")
@@ -28,7 +29,6 @@ extension Simulation {
         var filled = request
         filled.data = Array(copy.data[request.offset..<end])
         filled.done = end == copy.data.count
-        if filled.done { server.outgoing[peer] = nil }
         return filled
     }
 

@@ -145,4 +145,52 @@ import Testing
         #expect(ready.snapshotChunks.map(\.data) == [[3, 4, 5]])
         #expect(follower.status.snapshotIndex == 5)
     }
+
+    /// A transfer describes the state as of the leader's applied index when it starts (that is
+    /// the state the driver reads), not the older compaction point; and while it is under way the
+    /// leader's compaction stops short of it, so the follower finds the entries that follow.
+    @Test func transferStartsAtAppliedIndexAndHoldsCompaction() throws {
+        var cluster = Cluster(voters: [n1, n2, n3]) { $0.snapshotChunkBytes = 2 }
+        cluster.elect(n1)
+        cluster.isolate(n3)
+        for index in 0..<3 { cluster.propose(n1, "a\(index)") }
+        cluster.deliverAll()
+        let compactedFirst = cluster.compact(n1, data: bytes("0123456789"))
+        let first = try #require(compactedFirst)
+        for index in 0..<2 { cluster.propose(n1, "b\(index)") }
+        cluster.deliverAll()
+        cluster.tick()
+        let applied = cluster[n1].log.applied
+        #expect(applied > first.metadata.lastIncludedIndex)
+        // n3 comes back and gets two chunks; then the chunks stop (their answers still flow).
+        var chunksLeft = 2
+        cluster.heal()
+        cluster.dropIf = { message in
+            guard message.to == n3, message.installSnapshot != nil else { return false }
+            chunksLeft -= 1
+            return chunksLeft < 0
+        }
+        var requests: [InstallSnapshot] = []
+        for _ in 0..<30 where requests.count < 2 {
+            cluster.tick()
+            requests = cluster.delivered.compactMap { $0.to == n3 ? $0.installSnapshot : nil }
+        }
+        #expect(requests.count == 2)
+        #expect(cluster.leaders == [n1])
+        #expect(requests.first?.metadata.lastIncludedIndex == applied, "the state as of the applied index")
+        cluster.propose(n1, "c")
+        cluster.deliverAll()
+        cluster.tick()
+        #expect(cluster[n1].log.applied > applied)
+        let compactedAgain = cluster.compact(n1, data: bytes("later"))
+        let held = try #require(compactedAgain)
+        #expect(held.metadata.lastIncludedIndex == applied, "compaction stops at the snapshot being sent")
+        // Once chunks flow again the follower installs it and catches up from the log.
+        cluster.dropIf = { _ in false }
+        cluster.stateBytes[n1] = bytes("0123456789")
+        cluster.tick(30)
+        #expect(cluster.installedSnapshots[n3]?.last?.metadata.lastIncludedIndex == applied)
+        #expect(cluster[n3].log.applied == cluster[n1].log.applied, "the entries after the snapshot were still there")
+        #expect(cluster.appliedCommands(n3) == ["c"])
+    }
 }
