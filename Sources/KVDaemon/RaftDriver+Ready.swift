@@ -28,7 +28,9 @@ extension RaftDriver {
             } catch {
                 throw .storage(error)
             }
-            if ready.mustSync { metrics.fsyncDuration.recordMilliseconds(monotonicMillis() - started) }
+            let persisted = monotonicMillis()
+            iterationWork.persistMillis += persisted - started
+            if ready.mustSync { metrics.fsyncDuration.recordMilliseconds(persisted - started) }
             if !messages.isEmpty { send(fillSnapshotChunks(messages)) }
             if let snapshot = ready.snapshot {
                 guard machine.appliedIndex == snapshot.metadata.lastIncludedIndex else {
@@ -39,10 +41,13 @@ extension RaftDriver {
                 failWritesCoveredBySnapshot(snapshot.metadata.lastIncludedIndex)
             }
             if !ready.committedEntries.isEmpty {
+                let applyStarted = monotonicMillis()
                 let applied: [KVApplied]
                 do { applied = try machine.apply(ready.committedEntries) } catch { throw .storage(error) }
                 for outcome in applied { finishApplied(outcome) }
+                iterationWork.applyMillis += monotonicMillis() - applyStarted
             }
+            iterationWork.readies += 1
             for state in ready.readStates { finishReadState(state) }
             node.advance(ready)
             if messages.count < ready.messages.count { node.abandonIncomingSnapshot() }
@@ -51,7 +56,9 @@ extension RaftDriver {
             serveReadyReads()
             noteRoleChanges()
         }
+        let compactStarted = monotonicMillis()
         try compactIfDue()
+        iterationWork.compactMillis += monotonicMillis() - compactStarted
     }
 
     /// An applied entry answers the write that proposed it, if it is ours: the same index AND

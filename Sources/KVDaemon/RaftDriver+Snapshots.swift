@@ -127,7 +127,10 @@ extension RaftDriver {
     /// transfer starts over. A failure to install a complete snapshot is fatal (RaftCore has
     /// already replaced its log).
     func receiveSnapshot(_ ready: Ready) throws(DaemonError) -> Bool {
-        for chunk in ready.snapshotChunks {
+        // A chunk at offset zero starts a snapshot over: chunks before the last such one (stale
+        // transfers delivered together after a reconnection) need no writing.
+        let live = ready.snapshotChunks.lastIndex { $0.offset == 0 } ?? ready.snapshotChunks.startIndex
+        for chunk in ready.snapshotChunks[live...] {
             do {
                 if chunk.offset == 0 || incoming?.writer.metadata != chunk.metadata {
                     incoming?.writer.discard()

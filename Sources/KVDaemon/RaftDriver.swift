@@ -56,6 +56,15 @@ public final class RaftDriver {
     var transfersToRestart: [NodeID] = []
     /// Loop iteration durations, for `INFO`.
     var iterations = LoopIterationStats()
+    /// Where the current iteration's time went, for the slow-iteration warning.
+    var iterationWork = IterationWork()
+
+    struct IterationWork {
+        var readies = 0
+        var persistMillis: UInt64 = 0
+        var applyMillis: UInt64 = 0
+        var compactMillis: UInt64 = 0
+    }
     /// The applied index before which compaction is not tried again (after a cut held short).
     var nextCompactionAt: LogIndex = .zero
 
@@ -161,6 +170,7 @@ public final class RaftDriver {
     public func process(_ inputs: [LoopInput]) throws(DaemonError) -> [StepError] {
         let started = ContinuousClock.now
         let appliedBefore = machine.appliedIndex
+        iterationWork = IterationWork()
         defer { recordIteration(since: started, inputs: inputs, appliedBefore: appliedBefore) }
         var rejected: [StepError] = []
         for input in inputs {
@@ -196,6 +206,8 @@ public final class RaftDriver {
             "slow raft loop iteration",
             metadata: [
                 "ms": "\(micros / 1000)", "ticks": "\(ticks)", "peer_batches": "\(peerBatches)", "commands": "\(commands)",
+                "readies": "\(iterationWork.readies)", "persist_ms": "\(iterationWork.persistMillis)",
+                "apply_ms": "\(iterationWork.applyMillis)", "compact_ms": "\(iterationWork.compactMillis)",
                 "applied": "\(machine.appliedIndex.rawValue - appliedBefore.rawValue)",
                 "snapshot_transfers": "\(outgoing.count)", "receiving_snapshot": "\(incoming != nil)",
             ])

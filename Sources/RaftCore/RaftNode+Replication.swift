@@ -85,7 +85,11 @@ extension RaftNode {
                 // A chunk unanswered for an election timeout was lost (or its answer was): ask
                 // again. Sooner would resend megabytes to a follower that is merely busy writing,
                 // or flood the queue of one that is down.
-                if case .snapshot(var transfer) = progress.mode, leader.round - transfer.sentRound >= snapshotResendRounds {
+                // Only to a follower that answers heartbeats: one that is down would get a
+                // megabyte per election timeout queued for it, stale by the time it returns.
+                if case .snapshot(var transfer) = progress.mode, progress.recentlyActive,
+                    leader.round - transfer.sentRound >= snapshotResendRounds
+                {
                     transfer.chunkOutstanding = false
                     progress.mode = .snapshot(transfer)
                     leader.progress[peer] = progress
