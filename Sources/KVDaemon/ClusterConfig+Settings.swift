@@ -30,6 +30,7 @@
 /// | `snapshot-transfers-max` | 2 | 1–64 | snapshot transfers a leader serves at once (each holds a read transaction on the state database) |
 /// | `apply-entries-max` | 1024 | 1–1000000 | committed entries applied per Raft step |
 /// | `pending-reads-max` | 4096 | 1–1000000 | linearizable reads waiting for leadership confirmation |
+/// | `state-cache-bytes` | 33554432 | 1048576–17179869184 | SQLite page cache of the state database (memory does not grow with the data beyond it) |
 /// | `loop-commands-max` | 100000 | 1–10000000 | client commands waiting for the Raft loop before new ones are refused (`-ERR server busy`) |
 /// | `peer-frame-bytes-max` | 16777216 | max(append-bytes-max, request-bytes-max, snapshot-chunk-bytes) + 131072 – 1073741824 | largest peer frame sent or accepted |
 /// | `peer-queue-messages-max` | 1024 | 1–1000000 | messages queued for one peer, and received batches waiting for the Raft loop, before the oldest are dropped |
@@ -86,6 +87,8 @@ public struct ClusterSettings: Hashable, Sendable {
     public var snapshotChunkBytes = 1 << 20
     /// `snapshot-transfers-max`.
     public var snapshotTransfersMax = 2
+    /// `state-cache-bytes`.
+    public var stateCacheBytes = 32 << 20
     /// `loop-commands-max`.
     public var loopCommandsMax = 100_000
     /// `apply-entries-max`.
@@ -153,6 +156,7 @@ struct IntegerSetting {
             IntegerSetting("snapshot-transfers-max", \.snapshotTransfersMax, 1...64),
             IntegerSetting("apply-entries-max", \.applyEntriesMax, 1...1_000_000),
             IntegerSetting("pending-reads-max", \.pendingReadsMax, 1...1_000_000),
+            IntegerSetting("state-cache-bytes", \.stateCacheBytes, (1 << 20)...(16 << 30)),
             IntegerSetting("loop-commands-max", \.loopCommandsMax, 1...10_000_000),
             IntegerSetting("peer-frame-bytes-max", \.peerFrameBytesMax, 1...(1 << 30)),
             IntegerSetting("peer-queue-messages-max", \.peerQueueMessagesMax, 1...1_000_000),

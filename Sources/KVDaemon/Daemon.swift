@@ -55,9 +55,16 @@ public enum Daemon {
         let group = MultiThreadedEventLoopGroup.singleton
 
         let transport = try await PeerTransport.start(config: config, selfID: id, group: group, logger: logger)
-        let loop = makeLoop(config: config, me: me, directory: directory, transport: transport, metrics: metrics, logger: logger)
+        let files = DatabaseFiles(directory: directory)
+        let loop = makeLoop(config: config, me: me, files: files, transport: transport, metrics: metrics, logger: logger)
         let clientServer = try await bindClientServer(config: config, me: me, loop: loop.handle, group: group, metrics: metrics, logger: logger)
-        var services: [any Service] = [transport, loop, clientServer]
+        let checkpointer = WALCheckpointer(
+            databases: [
+                WALCheckpointer.Database(path: files.logPath, fileGuard: files.logGuard),
+                WALCheckpointer.Database(path: files.statePath, fileGuard: files.stateGuard),
+            ],
+            logger: logger)
+        var services: [any Service] = [transport, loop, clientServer, checkpointer]
         if let address = me.metrics {
             let handle = loop.handle
             services.append(
@@ -83,8 +90,26 @@ public enum Daemon {
         withExtendedLifetime(directory) {}
     }
 
+    /// The node's two databases, with the guards that keep the background checkpointer off a
+    /// file while it is swapped.
+    struct DatabaseFiles: Sendable {
+        var logPath: String
+        var statePath: String
+        let logGuard = DatabaseFileGuard()
+        let stateGuard = DatabaseFileGuard()
+
+        init(directory: DataDirectory) {
+            logPath = directory.raftLogPath
+            statePath = directory.stateMachinePath
+        }
+
+        /// WAL pages after which the loop's own commits checkpoint: far above what the background
+        /// checkpointer lets the WAL reach, so only a stalled checkpointer brings it into play.
+        static let loopAutocheckpointPages: Int32 = 65_536
+    }
+
     static func makeLoop(
-        config: ClusterConfig, me: ClusterNode, directory: DataDirectory, transport: PeerTransport, metrics: DaemonMetrics,
+        config: ClusterConfig, me: ClusterNode, files: DatabaseFiles, transport: PeerTransport, metrics: DaemonMetrics,
         logger: Logger
     ) -> RaftLoop {
         var settings = RaftDriver.Settings(
@@ -100,7 +125,8 @@ public enum Daemon {
         let raftConfiguration = config.raftConfiguration(for: me.id)
         let limits = config.kvLimits
         let membership = config.membership
-        let logPath = directory.raftLogPath, statePath = directory.stateMachinePath
+        let logPath = files.logPath, statePath = files.statePath, stateGuard = files.stateGuard
+        let stateCacheKibibytes = config.settings.stateCacheBytes / 1024
         let clock = ContinuousClock()
         let start = clock.now
         return RaftLoop(
@@ -111,12 +137,18 @@ public enum Daemon {
             let storage: SQLiteLogStorage
             let machine: KVStateMachine
             do {
-                storage = try SQLiteLogStorage(path: logPath)
+                var logOptions = SQLiteLogStorage.Options()
+                logOptions.walAutocheckpointPages = DatabaseFiles.loopAutocheckpointPages
+                storage = try SQLiteLogStorage(path: logPath, options: logOptions)
                 var stateOptions = SQLiteConnection.Options()
                 // The state machine may lose its last transactions in a power cut: it then
-                // re-applies them from the log, which is always fsynced first.
+                // re-applies them from the log, which is always fsynced first (and before the log
+                // is compacted, the driver makes the state durable).
                 stateOptions.synchronous = .normal
+                stateOptions.walAutocheckpointPages = DatabaseFiles.loopAutocheckpointPages
+                stateOptions.cacheKibibytes = Int32(clamping: stateCacheKibibytes)
                 machine = try KVStateMachine(database: try SQLiteConnection(path: statePath, options: stateOptions), limits: limits)
+                machine.fileGuard = stateGuard
             } catch let error as StorageError {
                 throw DaemonError.storage(error)
             }

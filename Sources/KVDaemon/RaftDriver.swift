@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 public import KVStore
 public import Logging
 public import RaftCore
@@ -60,6 +63,9 @@ public final class RaftDriver {
     var iterationWork = IterationWork()
 
     struct IterationWork {
+        /// The loop thread's CPU time when the iteration began: wall time well above CPU time
+        /// means the iteration waited (for the disk, or for a core on a busy machine).
+        var cpuStartMicros: UInt64 = 0
         var readies = 0
         var persistMillis: UInt64 = 0
         var applyMillis: UInt64 = 0
@@ -170,7 +176,7 @@ public final class RaftDriver {
     public func process(_ inputs: [LoopInput]) throws(DaemonError) -> [StepError] {
         let started = ContinuousClock.now
         let appliedBefore = machine.appliedIndex
-        iterationWork = IterationWork()
+        iterationWork = IterationWork(cpuStartMicros: Self.threadCPUMicros())
         defer { recordIteration(since: started, inputs: inputs, appliedBefore: appliedBefore) }
         var rejected: [StepError] = []
         for input in inputs {
@@ -206,11 +212,19 @@ public final class RaftDriver {
             "slow raft loop iteration",
             metadata: [
                 "ms": "\(micros / 1000)", "ticks": "\(ticks)", "peer_batches": "\(peerBatches)", "commands": "\(commands)",
+                "cpu_ms": "\((Self.threadCPUMicros() &- iterationWork.cpuStartMicros) / 1000)",
                 "readies": "\(iterationWork.readies)", "persist_ms": "\(iterationWork.persistMillis)",
                 "apply_ms": "\(iterationWork.applyMillis)", "compact_ms": "\(iterationWork.compactMillis)",
                 "applied": "\(machine.appliedIndex.rawValue - appliedBefore.rawValue)",
                 "snapshot_transfers": "\(outgoing.count)", "receiving_snapshot": "\(incoming != nil)",
             ])
+    }
+
+    /// CPU time of the calling thread, in microseconds.
+    static func threadCPUMicros() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
+        return UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
     }
 
     /// One timer tick: Raft's clock, lease expiry on the leader, request deadlines.

@@ -52,7 +52,14 @@ extension KVStateMachine {
     /// and the directory fsynced, then reopened. A crash leaves either the old database or the
     /// new one. Every other connection to the database (snapshot readers) must be closed first.
     public func replaceDatabase(with newFile: String) throws(StorageError) {
+        try (fileGuard ?? DatabaseFileGuard()).withLock { () throws(StorageError) in try swapFiles(with: newFile) }
+        try loadMeta()
+    }
+
+    private func swapFiles(with newFile: String) throws(StorageError) {
         let path = db.path
+        var options = db.options
+        options.create = true
         do {
             let busy = try db.scalarInt64("PRAGMA wal_checkpoint(TRUNCATE)") ?? 1
             guard busy == 0 else { throw StorageError.io("\(path): cannot checkpoint before installing a snapshot (busy)") }
@@ -76,9 +83,6 @@ extension KVStateMachine {
             close(descriptor)
             guard synced else { throw .io("\(directory): cannot fsync after installing a snapshot") }
         }
-        var options = SQLiteConnection.Options()
-        options.synchronous = .normal
         do { db = try SQLiteConnection(path: path, options: options) } catch { throw error.storageError }
-        try loadMeta()
     }
 }

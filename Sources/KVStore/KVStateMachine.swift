@@ -13,6 +13,9 @@ public final class KVStateMachine {
     public let limits: KVLimits
     /// Replaced only by `replaceDatabase(with:)` when a snapshot is installed.
     var db: SQLiteConnection
+    /// Held while the database file is swapped, if another thread opens the same file (see
+    /// `DatabaseFileGuard`).
+    public var fileGuard: DatabaseFileGuard?
 
     /// Index of the last applied entry.
     public private(set) var appliedIndex: LogIndex

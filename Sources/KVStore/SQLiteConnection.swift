@@ -35,6 +35,13 @@ public final class SQLiteConnection {
         /// Whether to run `PRAGMA quick_check` after opening and fail with a corruption error if
         /// it finds a problem. It reads the whole file: cheap for small databases only.
         public var verifyOnOpen: Bool = false
+        /// `PRAGMA wal_autocheckpoint`: WAL pages after which a commit on this connection also
+        /// checkpoints; nil keeps SQLite's default (1000). A daemon that checkpoints from another
+        /// thread (`WALCheckpointer`) sets it high, as a backstop only.
+        public var walAutocheckpointPages: Int32?
+        /// `PRAGMA cache_size` in KiB of page cache for this connection; nil keeps SQLite's
+        /// default (2 MiB).
+        public var cacheKibibytes: Int32?
 
         /// The defaults: 5 s busy timeout, `synchronous=FULL`, create if missing, no check.
         public init() {}
@@ -42,6 +49,8 @@ public final class SQLiteConnection {
 
     /// The file path given at open (`:memory:` for an in-memory database).
     public let path: String
+    /// The options it was opened with.
+    public let options: Options
     /// The `sqlite3` connection, owned by this object.
     let handle: OpaquePointer
     private var cache: [String: SQLiteStatement] = [:]
@@ -50,6 +59,7 @@ public final class SQLiteConnection {
     /// `:memory:` opens a private in-memory database (its journal stays in memory: no WAL).
     public init(path: String, options: Options = Options()) throws(SQLiteError) {
         self.path = path
+        self.options = options
         var db: OpaquePointer?
         var flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
         if options.create { flags |= SQLITE_OPEN_CREATE }
@@ -86,6 +96,8 @@ public final class SQLiteConnection {
                 message: "the database stayed in journal mode \(mode)")
         }
         try execute("PRAGMA foreign_keys=OFF")
+        if let pages = options.walAutocheckpointPages { try execute("PRAGMA wal_autocheckpoint=\(pages)") }
+        if let kibibytes = options.cacheKibibytes { try execute("PRAGMA cache_size=-\(kibibytes)") }
         try setSynchronous(options.synchronous)
         if options.verifyOnOpen {
             let problems = try integrityCheck(quick: true)

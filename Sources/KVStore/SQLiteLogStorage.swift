@@ -24,6 +24,8 @@ public final class SQLiteLogStorage: LogStorage {
         public var verifyOnOpen: Bool = false
         /// How long to wait for another connection's write lock.
         public var busyTimeoutMilliseconds: Int32 = 5_000
+        /// `PRAGMA wal_autocheckpoint` (see `SQLiteConnection.Options`); nil keeps SQLite's default.
+        public var walAutocheckpointPages: Int32?
 
         /// The defaults: no check on open, 5 s busy timeout.
         public init() {}
@@ -53,6 +55,7 @@ public final class SQLiteLogStorage: LogStorage {
         var connectionOptions = SQLiteConnection.Options()
         connectionOptions.busyTimeoutMilliseconds = options.busyTimeoutMilliseconds
         connectionOptions.verifyOnOpen = options.verifyOnOpen
+        connectionOptions.walAutocheckpointPages = options.walAutocheckpointPages
         let connection: SQLiteConnection
         do { connection = try SQLiteConnection(path: path, options: connectionOptions) } catch {
             throw error.storageError
