@@ -25,6 +25,9 @@ public struct SQLiteError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The primary result code (the low byte of the extended code), e.g. `SQLITE_IOERR`.
     public var primaryCode: Int32 { extendedCode & 0xFF }
 
+    /// Another connection held a lock this operation needed (`SQLITE_BUSY`, `SQLITE_LOCKED`).
+    public var isBusy: Bool { primaryCode == SQLITE_BUSY || primaryCode == SQLITE_LOCKED }
+
     /// True when the file is not a database or its content is damaged: the data cannot be trusted.
     public var isCorruption: Bool { primaryCode == SQLITE_CORRUPT || primaryCode == SQLITE_NOTADB }
 
