@@ -87,15 +87,7 @@ public enum Daemon {
         config: ClusterConfig, me: ClusterNode, directory: DataDirectory, transport: PeerTransport, metrics: DaemonMetrics,
         logger: Logger
     ) -> RaftLoop {
-        var settings = RaftDriver.Settings(
-            clientAddresses: Dictionary(uniqueKeysWithValues: config.nodes.map { ($0.id, $0.client.description) }),
-            clusterID: config.clusterID)
-        settings.requestTimeoutMillis = UInt64(config.settings.requestTimeoutMillis)
-        settings.lockWaitMaxMillis = UInt64(config.settings.lockWaitMaxMillis)
-        settings.snapshotEntries = UInt64(config.settings.snapshotEntries)
-        settings.heartbeatMillis = UInt64(config.settings.heartbeatMillis)
-        settings.electionTimeoutMillis = UInt64(config.settings.electionTimeoutMillis)
-        let driverSettings = settings
+        let driverSettings = config.driverSettings
         let raftConfiguration = config.raftConfiguration(for: me.id)
         let limits = config.kvLimits
         let membership = config.membership
