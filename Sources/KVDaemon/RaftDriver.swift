@@ -265,7 +265,12 @@ public final class RaftDriver {
             leases.stopLeading()
         }
         guard leases.leaderTerm != nil else { return }
-        for operation in leases.dueCheckpoints(nowMillis: now) + leases.dueExpiries(nowMillis: now) {
+        let checkpoints = leases.dueCheckpoints(nowMillis: now)
+        for case .leaseCheckpoint(_, let batch) in checkpoints {
+            metrics.leaseCheckpoints.increment(by: batch.count)
+        }
+        metrics.leaseCheckpointEntries.increment(by: checkpoints.count)
+        for operation in checkpoints + leases.dueExpiries(nowMillis: now) {
             propose(operation, session: nil, kind: .internalCommand, deadline: now + settings.requestTimeoutMillis, reply: .none)
         }
     }
