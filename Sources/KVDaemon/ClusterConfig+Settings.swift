@@ -9,7 +9,7 @@
 /// | `election-timeout-ms` | 500 | 5 × heartbeat-ms – 600000 | minimum election timeout (each follower draws from [t, 2t)); rounded down to whole ticks |
 /// | `lease-min-ttl-ms` | 2 × election-timeout-ms | election-timeout-ms – lease-max-ttl-ms | shortest lease TTL a client may ask for |
 /// | `lease-max-ttl-ms` | 604800000 | 1000–31536000000 | longest lease TTL (7 days) |
-/// | `lease-checkpoint-ms` | 5000 | election-timeout-ms – 3600000 | how old a lease's remaining TTL in the log may get before the leader records it again; a new leader gives a lease at most its true remaining TTL + this + the failover time, and leases kept alive more often are never checkpointed |
+/// | `lease-checkpoint-ms` | 5000 | election-timeout-ms – 3600000 | how old a lease's remaining TTL in the log may get before the leader records it again; a new leader gives a lease at most its true remaining TTL + this + the failover time, and leases kept alive more often are not checkpointed while a leader stays in place |
 /// | `leases-max` | 100000 | 1–100000000 | most live leases |
 /// | `lock-waiters-max` | 1024 | 1–1000000 | most waiters queued on one lock |
 /// | `lock-wait-max-ms` | 60000 | 0–86400000 | longest a blocking lock acquire may wait |
