@@ -1,7 +1,7 @@
 public import KVStore
 public import RaftCore
 
-/// The whole cluster as described by `cluster.conf` (BRIEF §4.2): the same file on every node.
+/// The whole cluster as described by `cluster.conf`: the same file on every node.
 ///
 /// ```
 /// # comment

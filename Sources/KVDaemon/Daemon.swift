@@ -139,7 +139,7 @@ public enum Daemon {
     }
 
     /// Binds and closes every address `me` listens on, so that a port in use is reported before
-    /// any service starts (BRIEF §4.1: one line naming the problem); the real binds follow.
+    /// any service starts (one line naming the problem); the real binds follow.
     static func checkAddressesFree(_ me: ClusterNode) async throws {
         var addresses = [("peers", me.peer), ("clients", me.client)]
         if let metrics = me.metrics { addresses.append(("metrics", metrics)) }

@@ -1,7 +1,7 @@
 public import Metrics
 import Synchronization
 
-/// Every metric kvd exports (issue 4, item 6), created once through swift-metrics. The daemon
+/// Every metric kvd exports, created once through swift-metrics. The daemon
 /// bootstraps the Prometheus backend; tests get no-op handlers.
 public struct DaemonMetrics: Sendable {
     public let proposalsStarted = Counter(label: "kvd_proposals_started_total")

@@ -3,7 +3,7 @@ public import RaftCore
 
 /// Owns one node's Raft state, its log storage and its state machine, and runs only inside the
 /// Raft loop (`RaftLoop`): every method runs to completion without suspending, so there is never
-/// an `await` in the middle of a state change (STYLE.md). Client requests wait here, keyed by
+/// an `await` in the middle of a state change. Client requests wait here, keyed by
 /// log index or read id, until the entry they proposed applies or their deadline passes.
 public final class RaftDriver {
     /// What the driver needs to know beyond Raft itself.
@@ -277,7 +277,7 @@ public final class RaftDriver {
 }
 
 /// Why the daemon must stop. Storage failures are fail-stop: a node never limps on with state it
-/// cannot trust (STYLE.md).
+/// cannot trust.
 public enum DaemonError: Error, CustomStringConvertible {
     case storage(StorageError)
     case configuration(String)
