@@ -9,6 +9,7 @@
 /// | `election-timeout-ms` | 500 | 5 × heartbeat-ms – 600000 | minimum election timeout (each follower draws from [t, 2t)); rounded down to whole ticks |
 /// | `lease-min-ttl-ms` | 2 × election-timeout-ms | election-timeout-ms – lease-max-ttl-ms | shortest lease TTL a client may ask for |
 /// | `lease-max-ttl-ms` | 604800000 | 1000–31536000000 | longest lease TTL (7 days) |
+/// | `lease-checkpoint-ms` | 5000 | election-timeout-ms – 3600000 | how old a lease's remaining TTL in the log may get before the leader records it again; a new leader gives a lease at most its true remaining TTL + this + the failover time, and leases kept alive more often are not checkpointed while a leader stays in place |
 /// | `leases-max` | 100000 | 1–100000000 | most live leases |
 /// | `lock-waiters-max` | 1024 | 1–1000000 | most waiters queued on one lock |
 /// | `lock-wait-max-ms` | 60000 | 0–86400000 | longest a blocking lock acquire may wait |
@@ -49,6 +50,8 @@ public struct ClusterSettings: Hashable, Sendable {
     public var leaseMinTTLMillis = 1000
     /// `lease-max-ttl-ms`.
     public var leaseMaxTTLMillis = 7 * 24 * 3600 * 1000
+    /// `lease-checkpoint-ms`.
+    public var leaseCheckpointMillis = 5000
     /// `leases-max`.
     public var leasesMax = 100_000
     /// `lock-waiters-max`.
@@ -135,6 +138,7 @@ struct IntegerSetting {
             IntegerSetting("election-timeout-ms", \.electionTimeoutMillis, 5...600_000),
             IntegerSetting("lease-min-ttl-ms", \.leaseMinTTLMillis, 5...31_536_000_000),
             IntegerSetting("lease-max-ttl-ms", \.leaseMaxTTLMillis, 1000...31_536_000_000),
+            IntegerSetting("lease-checkpoint-ms", \.leaseCheckpointMillis, 5...3_600_000),
             IntegerSetting("leases-max", \.leasesMax, 1...100_000_000),
             IntegerSetting("lock-waiters-max", \.lockWaitersMax, 1...1_000_000),
             IntegerSetting("lock-wait-max-ms", \.lockWaitMaxMillis, 0...86_400_000),
@@ -191,6 +195,10 @@ extension ClusterSettings {
         if leaseMinTTLMillis > leaseMaxTTLMillis {
             throw fail(["lease-min-ttl-ms", "lease-max-ttl-ms"],
                 "lease-min-ttl-ms \(leaseMinTTLMillis) exceeds lease-max-ttl-ms (\(leaseMaxTTLMillis))")
+        }
+        if leaseCheckpointMillis < electionTimeoutMillis {
+            throw fail(["election-timeout-ms", "lease-checkpoint-ms"],
+                "lease-checkpoint-ms \(leaseCheckpointMillis) must be at least election-timeout-ms (\(electionTimeoutMillis))")
         }
         if requestBytesMax < keyBytesMax + valueBytesMax {
             throw fail(["key-bytes-max", "value-bytes-max", "request-bytes-max"],

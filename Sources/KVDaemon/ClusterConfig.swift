@@ -1,7 +1,7 @@
 public import KVStore
 public import RaftCore
 
-/// The whole cluster as described by `cluster.conf` (BRIEF §4.2): the same file on every node.
+/// The whole cluster as described by `cluster.conf`: the same file on every node.
 ///
 /// ```
 /// # comment
@@ -84,6 +84,23 @@ public struct ClusterConfig: Hashable, Sendable {
         limits.sessionTimeoutMillis = UInt64(settings.sessionTimeoutMillis)
         limits.listLimitMax = settings.listKeysMax
         return limits
+    }
+
+    /// What the Raft driver needs beyond Raft itself: every node's client address (for
+    /// `-NOTLEADER` redirects), request and lock-wait limits, the snapshot interval, and the times
+    /// its lease clock works from.
+    public var driverSettings: RaftDriver.Settings {
+        var driver = RaftDriver.Settings(
+            clientAddresses: Dictionary(uniqueKeysWithValues: nodes.map { ($0.id, $0.client.description) }),
+            clusterID: clusterID)
+        driver.requestTimeoutMillis = UInt64(settings.requestTimeoutMillis)
+        driver.lockWaitMaxMillis = UInt64(settings.lockWaitMaxMillis)
+        driver.snapshotEntries = UInt64(settings.snapshotEntries)
+        driver.snapshotTransfersMax = settings.snapshotTransfersMax
+        driver.heartbeatMillis = UInt64(settings.heartbeatMillis)
+        driver.electionTimeoutMillis = UInt64(settings.electionTimeoutMillis)
+        driver.leaseCheckpointMillis = UInt64(settings.leaseCheckpointMillis)
+        return driver
     }
 }
 

@@ -116,16 +116,7 @@ public enum Daemon {
         config: ClusterConfig, me: ClusterNode, files: DatabaseFiles, transport: PeerTransport, metrics: DaemonMetrics,
         logger: Logger
     ) -> RaftLoop {
-        var settings = RaftDriver.Settings(
-            clientAddresses: Dictionary(uniqueKeysWithValues: config.nodes.map { ($0.id, $0.client.description) }),
-            clusterID: config.clusterID)
-        settings.requestTimeoutMillis = UInt64(config.settings.requestTimeoutMillis)
-        settings.lockWaitMaxMillis = UInt64(config.settings.lockWaitMaxMillis)
-        settings.snapshotEntries = UInt64(config.settings.snapshotEntries)
-        settings.snapshotTransfersMax = config.settings.snapshotTransfersMax
-        settings.heartbeatMillis = UInt64(config.settings.heartbeatMillis)
-        settings.electionTimeoutMillis = UInt64(config.settings.electionTimeoutMillis)
-        let driverSettings = settings
+        let driverSettings = config.driverSettings
         let raftConfiguration = config.raftConfiguration(for: me.id)
         let limits = config.kvLimits
         let membership = config.membership
@@ -187,7 +178,7 @@ public enum Daemon {
     }
 
     /// Binds and closes every address `me` listens on, so that a port in use is reported before
-    /// any service starts (BRIEF §4.1: one line naming the problem); the real binds follow.
+    /// any service starts (one line naming the problem); the real binds follow.
     static func checkAddressesFree(_ me: ClusterNode) async throws {
         var addresses = [("peers", me.peer), ("clients", me.client)]
         if let metrics = me.metrics { addresses.append(("metrics", metrics)) }

@@ -1,7 +1,7 @@
 public import Metrics
 import Synchronization
 
-/// Every metric kvd exports (issue 4, item 6), created once through swift-metrics. The daemon
+/// Every metric kvd exports, created once through swift-metrics. The daemon
 /// bootstraps the Prometheus backend; tests get no-op handlers.
 public struct DaemonMetrics: Sendable {
     public let proposalsStarted = Counter(label: "kvd_proposals_started_total")
@@ -9,6 +9,11 @@ public struct DaemonMetrics: Sendable {
     public let proposalsFailed = Counter(label: "kvd_proposals_failed_total")
     public let leaderChanges = Counter(label: "kvd_leader_changes_total")
     public let leaseExpirations = Counter(label: "kvd_lease_expirations_total")
+    /// Lease checkpoints this node proposed as leader: leases whose remaining TTL it wrote to the
+    /// log, and the entries that carried them. Near zero while leases are kept alive more often
+    /// than `lease-checkpoint-ms`.
+    public let leaseCheckpoints = Counter(label: "kvd_lease_checkpoints_total")
+    public let leaseCheckpointEntries = Counter(label: "kvd_lease_checkpoint_entries_total")
     public let lockGrants = Counter(label: "kvd_lock_grants_total")
     public let fencedRejections = Counter(label: "kvd_fenced_rejections_total")
     /// Peer transport figures, sampled from its counters (see `PeerTransportCounters`).

@@ -7,7 +7,7 @@ public import RaftCore
 
 /// Owns one node's Raft state, its log storage and its state machine, and runs only inside the
 /// Raft loop (`RaftLoop`): every method runs to completion without suspending, so there is never
-/// an `await` in the middle of a state change (STYLE.md). Client requests wait here, keyed by
+/// an `await` in the middle of a state change. Client requests wait here, keyed by
 /// log index or read id, until the entry they proposed applies or their deadline passes.
 public final class RaftDriver {
     /// What the driver needs to know beyond Raft itself.
@@ -29,6 +29,10 @@ public final class RaftDriver {
         public var slowIterationMillis: UInt64 = 50
         public var heartbeatMillis: UInt64 = 50
         public var electionTimeoutMillis: UInt64 = 500
+        /// How old a lease's recorded remaining TTL may get before the leader checkpoints it
+        /// (`lease-checkpoint-ms`): a new leader over-grants a lease by at most this plus the
+        /// failover time.
+        public var leaseCheckpointMillis: UInt64 = 5_000
 
         public init(clientAddresses: [NodeID: String], clusterID: String) {
             self.clientAddresses = clientAddresses
@@ -158,8 +162,12 @@ public final class RaftDriver {
         self.send = send
         self.monotonicMillis = monotonicMillis
         self.wallMillis = wallMillis
+        // A new leader's first checkpoints come one election timeout after it takes over: a
+        // leader that lasts that long then wears every idle lease down, however long the
+        // checkpoint interval.
         self.leases = LeaseKeeper(
-            checkpointIntervalMillis: settings.electionTimeoutMillis, retryMillis: 2 * settings.electionTimeoutMillis)
+            checkpointIntervalMillis: settings.leaseCheckpointMillis, retryMillis: 2 * settings.electionTimeoutMillis,
+            firstCheckpointDelayMillis: settings.electionTimeoutMillis)
     }
 
     /// Whether `Ready`s are left over from the last iteration (the loop must come back).
@@ -336,7 +344,9 @@ public final class RaftDriver {
         return .notLeader(leader, address: leader.flatMap { settings.clientAddresses[$0] })
     }
 
-    /// Lease expiries and checkpoints, proposed only by a leader whose no-op has applied.
+    /// Lease expiries and checkpoints, proposed only by a leader whose no-op has applied. Costs
+    /// O(log n) per lease due and O(1) otherwise (see `LeaseKeeper`); loading every lease happens
+    /// once per term, when this node starts leading.
     func proposeLeaseMaintenance(now: UInt64) {
         let status = node.status
         if status.role == .leader {
@@ -349,14 +359,19 @@ public final class RaftDriver {
             leases.stopLeading()
         }
         guard leases.leaderTerm != nil else { return }
-        for operation in leases.dueCheckpoints(nowMillis: now) + leases.dueExpiries(nowMillis: now) {
+        let checkpoints = leases.dueCheckpoints(nowMillis: now)
+        for case .leaseCheckpoint(_, let batch) in checkpoints {
+            metrics.leaseCheckpoints.increment(by: batch.count)
+        }
+        metrics.leaseCheckpointEntries.increment(by: checkpoints.count)
+        for operation in checkpoints + leases.dueExpiries(nowMillis: now) {
             propose(operation, session: nil, kind: .internalCommand, deadline: now + settings.requestTimeoutMillis, reply: .none)
         }
     }
 }
 
 /// Why the daemon must stop. Storage failures are fail-stop: a node never limps on with state it
-/// cannot trust (STYLE.md).
+/// cannot trust.
 public enum DaemonError: Error, CustomStringConvertible {
     case storage(StorageError)
     case configuration(String)

@@ -1,6 +1,6 @@
 public import RaftCore
 
-/// Leases (BRIEF §5): granted, renewed and revoked through the log; ended by time only through a
+/// Leases: granted, renewed and revoked through the log; ended by time only through a
 /// leader-proposed expiry that names the leader's term and the lease's renewal epoch.
 extension KVStateMachine {
     /// One lease as the state machine knows it. `remainingMillis` is the TTL left at the last
@@ -59,11 +59,11 @@ extension KVStateMachine {
         guard ttlMillis <= limits.leaseTTLMillisMax else {
             return .error(.limitExceeded("TTL above the maximum of \(limits.leaseTTLMillisMax) ms"))
         }
-        let count = try db.scalarInt64("SELECT count(*) FROM kv_leases") ?? 0
-        guard count < limits.leasesMax else { return .error(.limitExceeded("too many leases (limit \(limits.leasesMax))")) }
+        guard leaseCount < limits.leasesMax else { return .error(.limitExceeded("too many leases (limit \(limits.leasesMax))")) }
         try db.execute(
             "INSERT INTO kv_leases(id, ttl_ms, remaining_ms, epoch) VALUES(?, ?, ?, 0)", .integer(Int64(index)),
             .integer(Int64(ttlMillis)), .integer(Int64(ttlMillis)))
+        leaseCount += db.changes
         events.append(.leaseGranted(leaseID: index, ttlMillis: ttlMillis))
         return .leaseGranted(leaseID: index, ttlMillis: ttlMillis)
     }
@@ -77,7 +77,8 @@ extension KVStateMachine {
     }
 
     /// A leader's expiry: applied only if no newer leader was elected since it was proposed and
-    /// the lease was not renewed since (etcd #9888, #12528).
+    /// the lease was not renewed since: a deposed leader cannot end a lease that a newer one keeps
+    /// alive, and a renewal that raced the expiry wins.
     func expireLease(
         _ id: UInt64, leaderTerm: UInt64, epoch: UInt64, index: UInt64, events: inout [KVEvent]
     ) throws(SQLiteError) -> KVResult {
@@ -103,6 +104,7 @@ extension KVStateMachine {
         guard try leaseRecord(id) != nil else { return false }
         let lease = SQLiteValue.integer(Int64(id))
         try db.execute("DELETE FROM kv_leases WHERE id = ?", lease)
+        leaseCount -= db.changes
         try db.execute("DELETE FROM kv_keys WHERE lease = ?", lease)
         try db.execute("DELETE FROM kv_lock_waiters WHERE lease = ?", lease)
         var held: [[UInt8]] = []

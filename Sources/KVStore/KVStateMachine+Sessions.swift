@@ -35,16 +35,17 @@ extension KVStateMachine {
     /// Opens a session, first dropping expired ones and, at the limit, the least recently used.
     func registerSession(index: UInt64, events: inout [KVEvent]) throws(SQLiteError) -> KVResult {
         try expireSessions(events: &events)
-        let count = try db.scalarInt64("SELECT count(*) FROM kv_sessions") ?? 0
-        if count >= Int64(limits.sessionsMax),
+        if sessionCount >= limits.sessionsMax,
             let oldest = try db.scalarInt64("SELECT client FROM kv_sessions ORDER BY last_active_ms, client LIMIT 1")
         {
             try db.execute("DELETE FROM kv_sessions WHERE client = ?", .integer(oldest))
+            sessionCount -= db.changes
             events.append(.sessionExpired(clientID: UInt64(oldest)))
         }
         try db.execute(
             "INSERT INTO kv_sessions(client, last_seq, last_reply, last_active_ms) VALUES(?, 0, NULL, ?)",
             .integer(Int64(index)), .integer(Int64(clockMillis)))
+        sessionCount += db.changes
         return .sessionRegistered(clientID: index)
     }
 
@@ -59,6 +60,7 @@ extension KVStateMachine {
         ) { row throws(SQLiteError) in expired.append(UInt64(row.int64(at: 0))) }
         for client in expired {
             try db.execute("DELETE FROM kv_sessions WHERE client = ?", .integer(Int64(client)))
+            sessionCount -= db.changes
             events.append(.sessionExpired(clientID: client))
         }
     }

@@ -25,6 +25,12 @@ public final class KVStateMachine {
     /// Highest leader-stamped time applied, in milliseconds; never goes back even if a new
     /// leader's clock is behind.
     public private(set) var clockMillis: UInt64
+    /// Rows in `kv_leases`, the live leases: kept here so that a grant checks `leasesMax` without
+    /// counting the table (see `loadCounts`).
+    public internal(set) var leaseCount: Int
+    /// Rows in `kv_sessions`, the registered sessions: kept here so that a registration checks
+    /// `sessionsMax` without counting the table (see `loadCounts`).
+    public internal(set) var sessionCount: Int
 
     /// Opens (creating if needed) the state tables in `database`.
     public init(database: SQLiteConnection, limits: KVLimits = KVLimits()) throws(StorageError) {
@@ -46,13 +52,19 @@ public final class KVStateMachine {
         appliedIndex = .zero
         highestTerm = .zero
         clockMillis = 0
+        leaseCount = 0
+        sessionCount = 0
         try loadMeta()
     }
 
+    /// Reads everything this object keeps in memory from the database: the meta values, then the
+    /// row counts. Whatever replaces the database's contents (opening, installing a snapshot)
+    /// calls this, so the two can never disagree.
     func loadMeta() throws(StorageError) {
         appliedIndex = LogIndex(UInt64(try meta("applied_index")))
         highestTerm = Term(UInt64(try meta("highest_term")))
         clockMillis = UInt64(try meta("clock_ms"))
+        try loadCounts()
     }
 
     func meta(_ name: String) throws(StorageError) -> Int64 {
@@ -74,7 +86,8 @@ public final class KVStateMachine {
     public func apply(_ entries: [Entry]) throws(StorageError) -> [KVApplied] {
         let pending = entries.filter { $0.index > appliedIndex }
         guard !pending.isEmpty else { return [] }
-        let before = (appliedIndex, highestTerm, clockMillis)
+        // Everything kept in memory that applying changes, restored if the transaction rolls back.
+        let before = (appliedIndex, highestTerm, clockMillis, leaseCount, sessionCount)
         do {
             return try db.transaction(mapError: { $0 }) { () throws(SQLiteError) -> [KVApplied] in
                 var results: [KVApplied] = []
@@ -88,7 +101,7 @@ public final class KVStateMachine {
                 return results
             }
         } catch {
-            (appliedIndex, highestTerm, clockMillis) = before
+            (appliedIndex, highestTerm, clockMillis, leaseCount, sessionCount) = before
             throw error.storageError
         }
     }

@@ -32,6 +32,7 @@ func repositoryRoot(_ file: String = #filePath) -> String {
         #expect(config.settings.heartbeatMillis == 50)
         #expect(config.settings.electionTimeoutMillis == 500)
         #expect(config.settings.leaseMinTTLMillis == 1000)
+        #expect(config.settings.leaseCheckpointMillis == 5000)
         #expect(config.node(3)?.metrics == nil)
         #expect(config.node(1)?.peer == HostPort(host: "127.0.0.1", port: 7101))
         #expect(config.node(2)?.line == 2)
@@ -77,6 +78,8 @@ func repositoryRoot(_ file: String = #filePath) -> String {
             sessions-max 7
             session-timeout-ms 5000
             lease-min-ttl-ms 400
+            lease-checkpoint-ms 2500
+            request-timeout-ms 700
             """ + "\n" + threeNodes
         let config = try parse(text)
         let raft = config.raftConfiguration(for: 2)
@@ -97,6 +100,12 @@ func repositoryRoot(_ file: String = #filePath) -> String {
         #expect(limits.sessionTimeoutMillis == 5000)
         #expect(limits.leaseTTLMillisMin == 400)
         #expect(config.membership == ClusterMembership(voters: [1, 2, 3]))
+        let driver = config.driverSettings
+        #expect(driver.leaseCheckpointMillis == 2500)
+        #expect(driver.electionTimeoutMillis == 150)
+        #expect(driver.heartbeatMillis == 20)
+        #expect(driver.requestTimeoutMillis == 700)
+        #expect(driver.clientAddresses[3] == "127.0.0.1:7003")
     }
 
     @Test("the defaults map onto RaftCore and KVStore defaults where those exist")
@@ -111,6 +120,15 @@ func repositoryRoot(_ file: String = #filePath) -> String {
         #expect(raft.snapshotChunkBytes == core.snapshotChunkBytes)
         #expect(raft.electionTimeoutTicks == 10)
         #expect(config.kvLimits == KVLimits())
+        let driver = RaftDriver.Settings(clientAddresses: [:], clusterID: "kvd")
+        #expect(config.driverSettings.leaseCheckpointMillis == driver.leaseCheckpointMillis)
+        #expect(config.driverSettings.electionTimeoutMillis == driver.electionTimeoutMillis)
+    }
+
+    @Test("lease-checkpoint-ms may equal the election timeout, its lower edge")
+    func leaseCheckpointEdge() throws {
+        let config = try parse("election-timeout-ms 700\nlease-checkpoint-ms 700\n" + threeNodes)
+        #expect(config.driverSettings.leaseCheckpointMillis == 700)
     }
 
     @Test("requireNode names the defined ids when --id is unknown")
@@ -139,6 +157,10 @@ func repositoryRoot(_ file: String = #filePath) -> String {
             ("# c\nheartbeat-ms 50\nelection-timeout-ms 200\n" + threeNodes, "cluster.conf:3: election-timeout-ms 200 must be at least 5 × heartbeat-ms (250)"),
             ("election-timeout-ms 300\nheartbeat-ms 100\n" + threeNodes, "cluster.conf:2: election-timeout-ms 300 must be at least 5 × heartbeat-ms (500)"),
             ("lease-min-ttl-ms 100\n" + threeNodes, "cluster.conf:1: lease-min-ttl-ms 100 must be at least election-timeout-ms (500)"),
+            ("lease-checkpoint-ms 499\n" + threeNodes, "cluster.conf:1: lease-checkpoint-ms 499 must be at least election-timeout-ms (500)"),
+            ("lease-checkpoint-ms 800\nelection-timeout-ms 900\n" + threeNodes,
+                "cluster.conf:2: lease-checkpoint-ms 800 must be at least election-timeout-ms (900)"),
+            ("lease-checkpoint-ms 3600001\n" + threeNodes, "cluster.conf:1: lease-checkpoint-ms 3600001 is out of range 5...3600000"),
             ("value-bytes-max 4000000\n" + threeNodes, "cluster.conf:1: request-bytes-max 2097152 must be at least key-bytes-max + value-bytes-max (4001024)"),
             ("peer-frame-bytes-max 1000000\n" + threeNodes, "cluster.conf:1: peer-frame-bytes-max 1000000 must be at least max(append-bytes-max, request-bytes-max, snapshot-chunk-bytes) + 131072 (2228224)"),
             ("peer-queue-bytes-max 1000\n" + threeNodes, "cluster.conf:1: peer-queue-bytes-max 1000 must be at least peer-frame-bytes-max (16777216)"),

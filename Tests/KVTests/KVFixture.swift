@@ -4,6 +4,7 @@ import Testing
 
 /// A state machine on an in-memory SQLite database, fed entries with consecutive indexes.
 final class KVFixture {
+    let database: SQLiteConnection
     let machine: KVStateMachine
     var nextIndex: UInt64 = 1
     var term: UInt64 = 1
@@ -12,7 +13,8 @@ final class KVFixture {
     var events: [KVEvent] = []
 
     init(limits: KVLimits = KVLimits()) throws {
-        machine = try KVStateMachine(database: try SQLiteConnection.inMemory(), limits: limits)
+        database = try SQLiteConnection.inMemory()
+        machine = try KVStateMachine(database: database, limits: limits)
     }
 
     /// Applies one command in the current term; returns its result.
@@ -29,6 +31,20 @@ final class KVFixture {
         let result = try #require(applied.first)
         events.append(contentsOf: result.events)
         return result
+    }
+
+    /// Applies `operations` as one batch of consecutive entries (one transaction). If the batch
+    /// fails, the next index is unchanged, as Raft would offer the same entries again.
+    func applyBatch(_ operations: [KVOperation]) throws -> [KVApplied] {
+        let entries = operations.enumerated().map { offset, operation in
+            let command = KVCommand(session: nil, timestampMillis: nowMillis, operation: operation)
+            let index = LogIndex(nextIndex + UInt64(offset))
+            return Entry(term: Term(term), index: index, payload: .command(command.encoded()))
+        }
+        let applied = try machine.apply(entries)
+        nextIndex += UInt64(entries.count)
+        for result in applied { events.append(contentsOf: result.events) }
+        return applied
     }
 
     /// Applies a no-op in a new term, as a new leader's first entry would be.

@@ -32,6 +32,8 @@ final class KVSimAudit {
     var expectedCounter: Int64 = 0
     var lockGrants = 0
     var leaseExpiries = 0
+    /// Leases named in applied checkpoint entries.
+    var leaseCheckpoints = 0
 
     init() throws(KVSimViolation) {
         do { machine = try KVStateMachine(database: try SQLiteConnection.inMemory()) } catch {
@@ -70,6 +72,17 @@ final class KVSimAudit {
             }
         }
         try checkLeases(outcome.events, tick: tick, at: at)
+        if case .leaseCheckpoint(_, let checkpoints)? = command?.operation { leaseCheckpoints += checkpoints.count }
+        try checkLeaseCount(at: at)
+    }
+
+    /// The live lease count the state machine keeps in memory equals the rows it holds.
+    private func checkLeaseCount(at: String) throws(KVSimViolation) {
+        let rows: Int
+        do { rows = try machine.allLeases().count } catch { throw KVSimViolation("Audit", "\(error)") }
+        guard machine.leaseCount == rows else {
+            throw KVSimViolation("Lease count", "\(at): the state machine counts \(machine.leaseCount) leases, it holds \(rows)")
+        }
     }
 
     private func isDuplicate(_ command: KVCommand) -> Bool {

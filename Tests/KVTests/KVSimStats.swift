@@ -12,6 +12,7 @@ struct KVSimStats {
     var fencedAccepted = 0
     var fencedStale = 0
     var leaseExpiries = 0
+    var leaseCheckpoints = 0
     var uncheckedHistories = 0
     var historyOperations = 0
     /// Snapshots followers installed from a leader's state database.
@@ -30,6 +31,7 @@ struct KVSimStats {
         fencedAccepted += other.fencedAccepted
         fencedStale += other.fencedStale
         leaseExpiries += other.leaseExpiries
+        leaseCheckpoints += other.leaseCheckpoints
         uncheckedHistories += other.uncheckedHistories
         historyOperations += other.historyOperations
         snapshotsInstalled += other.snapshotsInstalled
@@ -38,7 +40,8 @@ struct KVSimStats {
     var summary: String {
         "\(ticks) ticks, \(appliedEntries) entries applied, \(acknowledgedWrites) writes acknowledged "
             + "(\(indeterminateRetries) indeterminate retries), \(lockGrants) lock grants, fenced writes \(fencedAccepted) "
-            + "accepted / \(fencedStale) stale, \(leaseExpiries) lease expiries, \(crashes) crashes, \(pauses) pauses, "
+            + "accepted / \(fencedStale) stale, \(leaseExpiries) lease expiries, \(leaseCheckpoints) leases checkpointed, "
+            + "\(crashes) crashes, \(pauses) pauses, "
             + "\(partitions) partitions, \(lostMessages) messages lost, \(snapshotsInstalled) snapshots installed, \(historyOperations) KV operations checked, "
             + "\(uncheckedHistories) histories unchecked (budget)"
     }

@@ -20,6 +20,7 @@ extension KVSimulation {
         }
         stats.appliedEntries = Int(last)
         stats.leaseExpiries = audit.leaseExpiries
+        stats.leaseCheckpoints = audit.leaseCheckpoints
         try checkShadowMatches(audit, at: last)
         try checkCounter(audit)
         try checkLinearizable()

@@ -24,6 +24,9 @@ struct KVSimParameters: CustomStringConvertible {
     var kvClients: Int
     var lockClients: Int
     var clientPausePerMille: Int
+    /// The leader's lease checkpoint interval: sometimes shorter than the lock clients' keepalive
+    /// period (so leases are checkpointed between renewals), sometimes longer (so they never are).
+    var leaseCheckpointMillis: UInt64
 
     init(seed: UInt64, safetyTicks: Int) {
         var random = SplitMix64(seed: seed ^ 0x4B56_5349_4D00)
@@ -50,6 +53,7 @@ struct KVSimParameters: CustomStringConvertible {
         kvClients = random.within(2...4)
         lockClients = random.within(2...3)
         clientPausePerMille = random.within(5...25)
+        leaseCheckpointMillis = UInt64(random.within(10...40)) * Self.tickMillis
     }
 
     var description: String {
@@ -57,7 +61,8 @@ struct KVSimParameters: CustomStringConvertible {
             + "inflight=\(raft.inflightMessagesMax) chunk=\(raft.snapshotChunkBytes) apply/ready=\(raft.applyEntriesPerReadyMax) "
             + "checkQuorum=\(raft.checkQuorum) snapshotEvery=\(snapshotEntries); loss=\(lossPerMille)‰ dup=\(duplicatePerMille)‰ "
             + "delay≤\(delayMaxTicks) long=\(longDelayPerMille)‰ crash=\(crashPerMille)‰ pause=\(pausePerMille)‰ "
-            + "partition=\(partitionPerMille)‰; clients kv=\(kvClients) lock=\(lockClients) pause=\(clientPausePerMille)‰"
+            + "partition=\(partitionPerMille)‰; clients kv=\(kvClients) lock=\(lockClients) pause=\(clientPausePerMille)‰; "
+            + "leaseCheckpoint=\(leaseCheckpointMillis)ms"
     }
 }
 
@@ -259,6 +264,7 @@ final class KVSimulation {
         settings.requestTimeoutMillis = 2_000
         settings.lockWaitMaxMillis = 3_000
         settings.snapshotEntries = parameters.snapshotEntries
+        settings.leaseCheckpointMillis = parameters.leaseCheckpointMillis
         node.storage.tap.restoredUpTo = .zero
         do {
             var options = SQLiteConnection.Options()

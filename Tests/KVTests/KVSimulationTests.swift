@@ -59,7 +59,10 @@ struct KVSimulationTests {
         }
         for failure in failures { Issue.record("\(failure)") }
         // A run that applies nothing proves nothing: the workload must really have happened.
-        #expect(count == 0 || (total.acknowledgedWrites > 0 && total.lockGrants > 0 && total.fencedStale > 0))
+        #expect(
+            count == 0
+                || (total.acknowledgedWrites > 0 && total.lockGrants > 0 && total.fencedStale > 0
+                    && total.leaseCheckpoints > 0))
         #expect(count < 20 || total.snapshotsInstalled > 0, "the seeds must exercise snapshot transfers")
         print("KV simulation: \(count) seeds from \(first): \(total.summary)")
     }
