@@ -60,8 +60,8 @@ public enum Daemon {
         let clientServer = try await bindClientServer(config: config, me: me, loop: loop.handle, group: group, metrics: metrics, logger: logger)
         let checkpointer = WALCheckpointer(
             databases: [
-                WALCheckpointer.Database(path: files.logPath, fileGuard: files.logGuard),
-                WALCheckpointer.Database(path: files.statePath, fileGuard: files.stateGuard),
+                WALCheckpointer.Database(path: files.logPath, fileGuard: files.logGuard, progress: files.logProgress),
+                WALCheckpointer.Database(path: files.statePath, fileGuard: files.stateGuard, progress: files.stateProgress),
             ],
             logger: logger)
         var services: [any Service] = [transport, loop, clientServer, checkpointer]
@@ -97,6 +97,8 @@ public enum Daemon {
         var statePath: String
         let logGuard = DatabaseFileGuard()
         let stateGuard = DatabaseFileGuard()
+        let logProgress = WALProgress()
+        let stateProgress = WALProgress()
 
         init(directory: DataDirectory) {
             logPath = directory.raftLogPath
@@ -108,15 +110,18 @@ public enum Daemon {
         /// hundreds of megabytes (a 1.3 s iteration that cost a leadership at 10 M keys). The
         /// `WALCheckpointer` does it from its own thread.
         static let loopAutocheckpointPages: Int32 = 0
-        /// A WAL reset by a writer is truncated to this size.
-        static let walSizeLimitBytes: Int64 = 64 << 20
+        /// A WAL reset by a writer is truncated to this size (half the driver's `walResetBytes`).
+        static let walSizeLimitBytes: Int64 = 32 << 20
     }
 
     static func makeLoop(
         config: ClusterConfig, me: ClusterNode, files: DatabaseFiles, transport: PeerTransport, metrics: DaemonMetrics,
         logger: Logger
     ) -> RaftLoop {
-        let driverSettings = config.driverSettings
+        var settings = config.driverSettings
+        settings.logWALProgress = files.logProgress
+        settings.stateWALProgress = files.stateProgress
+        let driverSettings = settings
         let raftConfiguration = config.raftConfiguration(for: me.id)
         let limits = config.kvLimits
         let membership = config.membership

@@ -32,6 +32,8 @@ public struct DaemonMetrics: Sendable {
     public let snapshotsSent = Counter(label: "kvd_snapshots_sent_total")
     public let snapshotsInstalled = Counter(label: "kvd_snapshots_installed_total")
     public let logCompactions = Counter(label: "kvd_log_compactions_total")
+    /// Checkpoints the Raft loop ran so that a long WAL starts over.
+    public let walResets = Counter(label: "kvd_wal_resets_total")
     /// How long one Raft loop iteration (one batch of inputs and its Ready cycles) took.
     public let loopIteration = Timer(label: "kvd_loop_iteration_seconds")
     /// One latency timer per command name, made once: creating a metric looks it up in the

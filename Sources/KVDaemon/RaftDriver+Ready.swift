@@ -58,6 +58,7 @@ extension RaftDriver {
         }
         let compactStarted = monotonicMillis()
         try compactIfDue()
+        try resetLongWALs()
         iterationWork.compactMillis += monotonicMillis() - compactStarted
     }
 

@@ -184,6 +184,32 @@ extension RaftDriver {
         state = try storage.load()
     }
 
+    // MARK: WAL length
+
+    /// Lets each database's WAL start over once it passed `walResetBytes`: a PASSIVE checkpoint on
+    /// the loop's own connection, between two of its transactions, copies what the background
+    /// checkpointer has not (little, as it runs every 100 ms) and so completes, and the next commit
+    /// starts the WAL from its beginning. Not while a snapshot transfer's read transaction pins
+    /// old frames of the state database (it could not complete). A long WAL slows every read and
+    /// a restart (which scans it).
+    func resetLongWALs() throws(DaemonError) {
+        let limit = settings.walResetBytes, residual = settings.walResidualBytesMax
+        do {
+            if outgoing.isEmpty, let progress = settings.stateWALProgress,
+                try machine.checkpointIfWALExceeds(limit, progress: progress, residualBytes: residual)
+            {
+                metrics.walResets.increment()
+            }
+            if let log = storage as? SQLiteLogStorage, let progress = settings.logWALProgress,
+                try log.db.checkpointIfWALExceeds(limit, progress: progress, residualBytes: residual)
+            {
+                metrics.walResets.increment()
+            }
+        } catch {
+            throw .storage(error.storageError)
+        }
+    }
+
     // MARK: Compaction
 
     /// Every `snapshotEntries` applied entries: make the state durable, then cut the log there.

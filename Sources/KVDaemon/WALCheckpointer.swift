@@ -13,61 +13,55 @@ public import ServiceLifecycle
 ///
 /// Every `intervalMillis` it looks at each database's WAL and, when it holds more than
 /// `walBytesThreshold`, runs a PASSIVE checkpoint on a connection of its own: it copies what no
-/// reader still needs and never blocks the writer. Under continuous writes a PASSIVE checkpoint
-/// never catches the writer, so the WAL file would only grow; once it passes
-/// `walRestartBytes` a RESTART checkpoint follows, with no busy wait: it takes the write lock
-/// only if it is free, copies the little the PASSIVE one left, and lets the next commit start
-/// the WAL over (the loop's connections then truncate it to their `journal_size_limit`). While a
-/// snapshot transfer holds an old read transaction the RESTART gives up at once and the WAL
-/// grows until the transfer ends. Durability does not depend on any of this (commits are
-/// fsynced in the WAL); it only keeps the WAL short.
+/// reader still needs and never blocks the writer. Under continuous writes it never quite catches
+/// the writer, so the WAL file would only grow: the Raft loop therefore finishes the job now and
+/// then (`RaftDriver.resetLongWALs`), copying the little that is left between two of its own
+/// transactions, after which its next commit starts the WAL over. Durability does not depend on
+/// any of this (commits are fsynced in the WAL); it only keeps the WAL short.
 public struct WALCheckpointer: Service {
     /// A database to keep checkpointed, with the guard its owner holds while swapping the file.
     public struct Database: Sendable {
         public var path: String
         public var fileGuard: DatabaseFileGuard
+        /// Where it records how far it copied, for the loop's own checkpoint.
+        public var progress: WALProgress
 
-        public init(path: String, fileGuard: DatabaseFileGuard) {
+        public init(path: String, fileGuard: DatabaseFileGuard, progress: WALProgress) {
             self.path = path
             self.fileGuard = fileGuard
+            self.progress = progress
         }
     }
 
     let databases: [Database]
     let intervalMillis: Int
     let walBytesThreshold: Int
-    let walRestartBytes: Int
     let logger: Logger
 
-    public init(
-        databases: [Database], intervalMillis: Int = 100, walBytesThreshold: Int = 4 << 20, walRestartBytes: Int = 32 << 20,
-        logger: Logger
-    ) {
+    public init(databases: [Database], intervalMillis: Int = 100, walBytesThreshold: Int = 4 << 20, logger: Logger) {
         self.databases = databases
         self.intervalMillis = intervalMillis
         self.walBytesThreshold = walBytesThreshold
-        self.walRestartBytes = walRestartBytes
         self.logger = logger
     }
 
     public func run() async throws {
         let pool = NIOThreadPool(numberOfThreads: 1)
         pool.start()
-        let databases = self.databases, threshold = walBytesThreshold, restart = walRestartBytes, logger = self.logger
+        let databases = self.databases, threshold = walBytesThreshold, logger = self.logger
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                try await pool.runIfActive { Self.checkpoint(databases, threshold: threshold, restart: restart, logger: logger) }
+                try await pool.runIfActive { Self.checkpoint(databases, threshold: threshold, logger: logger) }
                 try await Task.sleep(for: .milliseconds(intervalMillis))
             }
         }
         try await pool.shutdownGracefully()
     }
 
-    static func checkpoint(_ databases: [Database], threshold: Int, restart: Int, logger: Logger) {
+    static func checkpoint(_ databases: [Database], threshold: Int, logger: Logger) {
         for database in databases {
             var info = stat()
             guard stat(database.path + "-wal", &info) == 0, Int(info.st_size) > threshold else { continue }
-            let walBytes = Int(info.st_size)
             database.fileGuard.withLock {
                 var options = SQLiteConnection.Options()
                 options.create = false
@@ -75,8 +69,9 @@ public struct WALCheckpointer: Service {
                 options.busyTimeoutMilliseconds = 0
                 do {
                     let connection = try SQLiteConnection(path: database.path, options: options)
-                    try connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    if walBytes > restart { try connection.execute("PRAGMA wal_checkpoint(RESTART)") }
+                    let (_, _, copied) = try connection.checkpointPassive()
+                    let pageBytes = Int(try connection.scalarInt64("PRAGMA page_size") ?? 4096)
+                    database.progress.record(frames: copied, pageBytes: pageBytes)
                 } catch let error as SQLiteError where error.isBusy {
                     // The write lock was taken or an old reader is still there: next time.
                 } catch {

@@ -27,6 +27,11 @@ extension KVStateMachine {
         }
     }
 
+    /// See `SQLiteConnection.checkpointIfWALExceeds`.
+    public func checkpointIfWALExceeds(_ bytes: Int, progress: WALProgress?, residualBytes: Int) throws(SQLiteError) -> Bool {
+        try db.checkpointIfWALExceeds(bytes, progress: progress, residualBytes: residualBytes)
+    }
+
     /// The snapshot this database was installed from, if it was.
     public func installedSnapshot() throws(StorageError) -> SnapshotMetadata? {
         do {

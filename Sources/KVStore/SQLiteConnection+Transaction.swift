@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 internal import CSQLite
 
 extension SQLiteConnection {
@@ -61,6 +64,43 @@ extension SQLiteConnection {
         while try statement.step() { lines.append(statement.text(at: 0)) }
         return lines == ["ok"] ? [] : lines
     }
+
+    /// Bytes in the WAL file (0 if there is none).
+    public var walBytes: Int {
+        var info = stat()
+        return stat(path + "-wal", &info) == 0 ? Int(info.st_size) : 0
+    }
+
+    /// Checkpoints (PASSIVE) when the WAL file holds more than `bytes`; returns whether it
+    /// completed, so that the next write transaction starts the WAL over. Meant to run on the
+    /// writing connection when a background checkpointer has copied nearly everything: under
+    /// continuous writes only a checkpoint between two of the writer's own transactions can
+    /// complete, and the WAL file otherwise only grows.
+    ///
+    /// With `progress`, only when at most `residualBytes` of the WAL are left to copy by that
+    /// measure; the progress is reset once the checkpoint completes.
+    public func checkpointIfWALExceeds(
+        _ bytes: Int, progress: WALProgress? = nil, residualBytes: Int = .max
+    ) throws(SQLiteError) -> Bool {
+        let size = walBytes
+        guard size > bytes else { return false }
+        if let progress, size - progress.copiedBytes > residualBytes { return false }
+        let (busy, frames, copied) = try checkpointPassive()
+        let completed = busy == 0 && frames == copied
+        if completed { progress?.reset() }
+        return completed
+    }
+
+    /// Runs `wal_checkpoint(PASSIVE)`: (busy, frames in the WAL, frames copied).
+    public func checkpointPassive() throws(SQLiteError) -> (busy: Int, frames: Int, copied: Int) {
+        let statement = try prepare("PRAGMA wal_checkpoint(PASSIVE)")
+        guard try statement.step() else { return (1, 0, 0) }
+        return (Int(statement.int64(at: 0)), Int(statement.int64(at: 1)), Int(statement.int64(at: 2)))
+    }
+
+    /// Bytes of a WAL file's header and of each frame's header.
+    public static let walHeaderBytes = 32
+    public static let walFrameHeaderBytes = 24
 
     /// Writes the WAL back into the database file and truncates the WAL (`wal_checkpoint(TRUNCATE)`).
     public func checkpoint() throws(SQLiteError) {
