@@ -19,9 +19,11 @@ extension RaftNode {
         precondition(index <= log.applied, "cannot snapshot beyond the applied index \(log.applied)")
         var cut = index
         if let leader = leaderState {
-            // Only for a follower that answers: a dead one must not make the log grow forever
-            // (it will get a newer snapshot when it returns).
-            for progress in leader.progress.values where progress.recentlyActive {
+            // Only for a follower that answered in the last few resend intervals: a dead one
+            // must not make the log grow forever (it will get a newer snapshot when it returns).
+            // Not `recentlyActive`, which CheckQuorum clears every election timeout: a cut made
+            // just then restarted a 10 M-key transfer again and again.
+            for progress in leader.progress.values where leader.round &- progress.ackedRound <= 4 * snapshotResendRounds {
                 if case .snapshot(let transfer) = progress.mode, transfer.pinned {
                     cut = min(cut, transfer.lastIncludedIndex)
                 }
