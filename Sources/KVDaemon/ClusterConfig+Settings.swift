@@ -28,6 +28,7 @@
 /// | `inflight-messages-max` | 64 | 1–65536 | AppendEntries in flight to one follower |
 /// | `uncommitted-bytes-max` | 67108864 | 1–17179869184 | uncommitted entry bytes a leader holds before refusing proposals |
 /// | `snapshot-chunk-bytes` | 1048576 | 1–67108864 | snapshot bytes per InstallSnapshot chunk (a larger single row goes alone) |
+/// | `log-hold-entries-max` | 200000 | 0–100000000 | entries a leader keeps beyond a compaction for followers that answer but lag (they then catch up from the log, not by snapshot); the log is held in memory |
 /// | `snapshot-transfers-max` | 2 | 1–64 | snapshot transfers a leader serves at once (each holds a read transaction on the state database) |
 /// | `apply-entries-max` | 1024 | 1–1000000 | committed entries applied per Raft step |
 /// | `pending-reads-max` | 4096 | 1–1000000 | linearizable reads waiting for leadership confirmation |
@@ -88,6 +89,8 @@ public struct ClusterSettings: Hashable, Sendable {
     public var uncommittedBytesMax = 64 << 20
     /// `snapshot-chunk-bytes`.
     public var snapshotChunkBytes = 1 << 20
+    /// `log-hold-entries-max`.
+    public var logHoldEntriesMax = 200_000
     /// `snapshot-transfers-max`.
     public var snapshotTransfersMax = 2
     /// `state-cache-bytes`.
@@ -157,6 +160,7 @@ struct IntegerSetting {
             IntegerSetting("inflight-messages-max", \.inflightMessagesMax, 1...65536),
             IntegerSetting("uncommitted-bytes-max", \.uncommittedBytesMax, 1...(16 << 30)),
             IntegerSetting("snapshot-chunk-bytes", \.snapshotChunkBytes, 1...(64 << 20)),
+            IntegerSetting("log-hold-entries-max", \.logHoldEntriesMax, 0...100_000_000),
             IntegerSetting("snapshot-transfers-max", \.snapshotTransfersMax, 1...64),
             IntegerSetting("apply-entries-max", \.applyEntriesMax, 1...1_000_000),
             IntegerSetting("pending-reads-max", \.pendingReadsMax, 1...1_000_000),

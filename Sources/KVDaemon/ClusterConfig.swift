@@ -64,6 +64,7 @@ public struct ClusterConfig: Hashable, Sendable {
         raft.snapshotChunkBytes = settings.snapshotChunkBytes
         raft.applyEntriesPerReadyMax = settings.applyEntriesMax
         raft.pendingReadsMax = settings.pendingReadsMax
+        raft.compactionHoldEntriesMax = settings.logHoldEntriesMax
         return raft
     }
 

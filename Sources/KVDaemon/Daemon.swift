@@ -110,8 +110,10 @@ public enum Daemon {
         /// hundreds of megabytes (a 1.3 s iteration that cost a leadership at 10 M keys). The
         /// `WALCheckpointer` does it from its own thread.
         static let loopAutocheckpointPages: Int32 = 0
-        /// A WAL reset by a writer is truncated to this size (half the driver's `walResetBytes`).
-        static let walSizeLimitBytes: Int64 = 32 << 20
+        /// No `journal_size_limit`: truncating a WAL that a long snapshot read let grow to
+        /// gigabytes cost the loop's next commit 200 ms of kernel time; a WAL restarts from its
+        /// beginning without shrinking, and a restart reads only its valid frames.
+        static let walSizeLimitBytes: Int64? = nil
     }
 
     static func makeLoop(

@@ -186,22 +186,22 @@ extension RaftDriver {
 
     // MARK: WAL length
 
-    /// Lets each database's WAL start over once it passed `walResetBytes`: a PASSIVE checkpoint on
+    /// Lets each database's WAL start over once it passed `walResetFrames`: a PASSIVE checkpoint on
     /// the loop's own connection, between two of its transactions, copies what the background
     /// checkpointer has not (little, as it runs every 100 ms) and so completes, and the next commit
     /// starts the WAL from its beginning. Not while a snapshot transfer's read transaction pins
     /// old frames of the state database (it could not complete). A long WAL slows every read and
     /// a restart (which scans it).
     func resetLongWALs() throws(DaemonError) {
-        let limit = settings.walResetBytes, residual = settings.walResidualBytesMax
+        let limit = settings.walResetFrames, residual = settings.walResidualFramesMax
         do {
             if outgoing.isEmpty, let progress = settings.stateWALProgress,
-                try machine.checkpointIfWALExceeds(limit, progress: progress, residualBytes: residual)
+                try machine.checkpointIfWALExceeds(limit, progress: progress, residualFrames: residual)
             {
                 metrics.walResets.increment()
             }
             if let log = storage as? SQLiteLogStorage, let progress = settings.logWALProgress,
-                try log.db.checkpointIfWALExceeds(limit, progress: progress, residualBytes: residual)
+                try log.db.checkpointIfWALExceeds(limit, progress: progress, residualFrames: residual)
             {
                 metrics.walResets.increment()
             }

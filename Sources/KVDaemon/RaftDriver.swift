@@ -23,15 +23,15 @@ public final class RaftDriver {
         public var snapshotEntries: UInt64 = 10_000
         /// Most snapshot transfers a leader serves at once (each holds a read transaction open).
         public var snapshotTransfersMax = 2
-        /// A WAL longer than this is checkpointed from the loop so that it starts over (see
-        /// `resetLongWALs`); the daemon's connections truncate a reset WAL to half of it.
-        public var walResetBytes = 64 << 20
+        /// A WAL of more frames (pages) than this is checkpointed from the loop so that it starts
+        /// over (see `resetLongWALs`): 16,384 frames of 4 KiB, 64 MiB.
+        public var walResetFrames = 16_384
         /// How far the background checkpointer copied each WAL; without them (tests, simulation)
         /// the loop never checkpoints on its own.
         public var logWALProgress: WALProgress?
         public var stateWALProgress: WALProgress?
-        /// The most WAL bytes the loop copies in its own checkpoint.
-        public var walResidualBytesMax = 4 << 20
+        /// The most WAL frames the loop copies in its own checkpoint (4 MiB).
+        public var walResidualFramesMax = 1_024
         /// How long one loop iteration may keep handling `Ready`s before it takes new inputs.
         public var readyBudgetMillis: UInt64 = 10
         /// A loop iteration longer than this is logged with what it did.

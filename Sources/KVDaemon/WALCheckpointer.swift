@@ -60,6 +60,8 @@ public struct WALCheckpointer: Service {
 
     static func checkpoint(_ databases: [Database], threshold: Int, logger: Logger) {
         for database in databases {
+            // The file's size is its high-water mark (a WAL restarts from its beginning without
+            // shrinking); a WAL that restarted since the last look has little to copy anyway.
             var info = stat()
             guard stat(database.path + "-wal", &info) == 0, Int(info.st_size) > threshold else { continue }
             database.fileGuard.withLock {
@@ -69,9 +71,8 @@ public struct WALCheckpointer: Service {
                 options.busyTimeoutMilliseconds = 0
                 do {
                     let connection = try SQLiteConnection(path: database.path, options: options)
-                    let (_, _, copied) = try connection.checkpointPassive()
-                    let pageBytes = Int(try connection.scalarInt64("PRAGMA page_size") ?? 4096)
-                    database.progress.record(frames: copied, pageBytes: pageBytes)
+                    let (_, frames, copied) = try connection.checkpointPassive()
+                    database.progress.record(frames: frames, copied: copied)
                 } catch let error as SQLiteError where error.isBusy {
                     // The write lock was taken or an old reader is still there: next time.
                 } catch {

@@ -15,22 +15,21 @@ public final class DatabaseFileGuard: Sendable {
     }
 }
 
-/// How far a background checkpointer has copied one database's WAL, for the writer that finishes
+/// How far a background checkpointer got with one database's WAL, for the writer that finishes
 /// the job between two of its transactions (`SQLiteConnection.checkpointIfWALExceeds`): it does
-/// so only when little is left, so that the copy it makes in its own thread stays short.
+/// so only when the WAL is long and little of it is left to copy, so that the copy it makes in
+/// its own thread stays short.
 public final class WALProgress: Sendable {
-    private let copied = Mutex(0)
+    private let state = Mutex((frames: 0, copied: 0))
 
     public init() {}
 
-    /// Bytes of the WAL file (from its start) the last background checkpoint had copied.
-    public var copiedBytes: Int { copied.withLock { $0 } }
+    /// Frames in the WAL and frames copied, as of the last background checkpoint.
+    public var frames: (inWAL: Int, copied: Int) { state.withLock { ($0.frames, $0.copied) } }
 
-    /// Records a background checkpoint: `frames` frames of `pageBytes`-byte pages copied.
-    public func record(frames: Int, pageBytes: Int) {
-        copied.withLock { $0 = SQLiteConnection.walHeaderBytes + frames * (pageBytes + SQLiteConnection.walFrameHeaderBytes) }
-    }
+    /// Records a background checkpoint's outcome.
+    public func record(frames: Int, copied: Int) { state.withLock { $0 = (frames, copied) } }
 
-    /// The WAL started over: nothing of it is copied yet.
-    public func reset() { copied.withLock { $0 = 0 } }
+    /// The WAL started over.
+    public func reset() { state.withLock { $0 = (0, 0) } }
 }

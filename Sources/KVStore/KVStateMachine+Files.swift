@@ -28,8 +28,8 @@ extension KVStateMachine {
     }
 
     /// See `SQLiteConnection.checkpointIfWALExceeds`.
-    public func checkpointIfWALExceeds(_ bytes: Int, progress: WALProgress?, residualBytes: Int) throws(SQLiteError) -> Bool {
-        try db.checkpointIfWALExceeds(bytes, progress: progress, residualBytes: residualBytes)
+    public func checkpointIfWALExceeds(_ frames: Int, progress: WALProgress, residualFrames: Int) throws(SQLiteError) -> Bool {
+        try db.checkpointIfWALExceeds(frames, progress: progress, residualFrames: residualFrames)
     }
 
     /// The snapshot this database was installed from, if it was.
@@ -43,12 +43,8 @@ extension KVStateMachine {
             statement.reset()
             let membership = try RaftCodec.decodeMembership(bytes, context: "installed snapshot in \(db.path)")
             return SnapshotMetadata(lastIncludedIndex: index, lastIncludedTerm: term, membership: membership)
-        } catch let error as SQLiteError {
-            throw error.storageError
-        } catch let error as StorageError {
-            throw error
         } catch {
-            throw .io("\(db.path): \(error)")
+            throw StorageError.from(error, path: db.path)
         }
     }
 
@@ -70,12 +66,8 @@ extension KVStateMachine {
             guard busy == 0 else { throw StorageError.io("\(path): cannot checkpoint before installing a snapshot (busy)") }
             // Release the old connection (closing it deletes its WAL) before the rename.
             db = try SQLiteConnection.inMemory()
-        } catch let error as SQLiteError {
-            throw error.storageError
-        } catch let error as StorageError {
-            throw error
         } catch {
-            throw .io("\(path): \(error)")
+            throw StorageError.from(error, path: path)
         }
         for suffix in ["-wal", "-shm"] { unlink(path + suffix) }
         guard rename(newFile, path) == 0 else {

@@ -1,8 +1,10 @@
 public import RaftCore
 
-/// Snapshots: a consistent copy of every state table, as bytes that RaftCore streams in chunks.
-/// Restoring replaces the whole state in one transaction, so installing a snapshot gives exactly
-/// the state that replaying the log up to its index gives.
+/// The whole state as one byte array. Not how snapshots travel any more (the state database is
+/// the snapshot: see `StateSnapshotReader`); kept to compare replicas byte for byte in tests, and
+/// to restore a log written by an older kvd, which kept the state in its snapshot row. Restoring
+/// replaces the whole state in one transaction, so it gives exactly the state that replaying the
+/// log up to its index gives.
 extension KVStateMachine {
     static let snapshotFormatVersion: UInt8 = 1
 
@@ -22,7 +24,7 @@ extension KVStateMachine {
                         rows.append((0..<Int32(table.columns.count)).map { row.value(at: $0) })
                     }
                     writer.write(UInt64(rows.count))
-                    for row in rows { for value in row { Self.write(value, into: &writer) } }
+                    for row in rows { for value in row { StateSnapshotFormat.write(value, into: &writer) } }
                 }
             }
         } catch { throw error.storageError }
@@ -66,30 +68,13 @@ extension KVStateMachine {
         try loadMeta()
     }
 
-    static func write(_ value: SQLiteValue, into writer: inout BinaryWriter) {
-        switch value {
-        case .null: writer.write(UInt8(0))
-        case .integer(let number): writer.write(UInt8(1)); writer.write(number)
-        case .blob(let bytes): writer.write(UInt8(2)); writer.write(bytes)
-        case .text(let text): writer.write(UInt8(3)); writer.write(Array(text.utf8))
-        }
-    }
-
     static func readRows(_ reader: inout BinaryReader, columns: Int) throws(DecodingError) -> [[SQLiteValue]] {
         let count = try reader.readUInt64()
         var rows: [[SQLiteValue]] = []
         var read: UInt64 = 0
         while read < count {
             var row: [SQLiteValue] = []
-            for _ in 0..<columns {
-                switch try reader.readByte() {
-                case 0: row.append(.null)
-                case 1: row.append(.integer(try reader.readInt64()))
-                case 2: row.append(.blob(try reader.readBytes()))
-                case 3: row.append(.text(String(decoding: try reader.readBytes(), as: UTF8.self)))
-                case let tag: throw DecodingError(offset: reader.offset - 1, reason: "bad value tag \(tag)")
-                }
-            }
+            for _ in 0..<columns { row.append(try StateSnapshotFormat.readValue(&reader)) }
             rows.append(row)
             read += 1
         }

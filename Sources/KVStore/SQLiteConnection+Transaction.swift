@@ -65,29 +65,18 @@ extension SQLiteConnection {
         return lines == ["ok"] ? [] : lines
     }
 
-    /// Bytes in the WAL file (0 if there is none).
-    public var walBytes: Int {
-        var info = stat()
-        return stat(path + "-wal", &info) == 0 ? Int(info.st_size) : 0
-    }
-
-    /// Checkpoints (PASSIVE) when the WAL file holds more than `bytes`; returns whether it
-    /// completed, so that the next write transaction starts the WAL over. Meant to run on the
-    /// writing connection when a background checkpointer has copied nearly everything: under
-    /// continuous writes only a checkpoint between two of the writer's own transactions can
-    /// complete, and the WAL file otherwise only grows.
-    ///
-    /// With `progress`, only when at most `residualBytes` of the WAL are left to copy by that
-    /// measure; the progress is reset once the checkpoint completes.
-    public func checkpointIfWALExceeds(
-        _ bytes: Int, progress: WALProgress? = nil, residualBytes: Int = .max
-    ) throws(SQLiteError) -> Bool {
-        let size = walBytes
-        guard size > bytes else { return false }
-        if let progress, size - progress.copiedBytes > residualBytes { return false }
-        let (busy, frames, copied) = try checkpointPassive()
-        let completed = busy == 0 && frames == copied
-        if completed { progress?.reset() }
+    /// Checkpoints (PASSIVE) when, by the last background checkpoint's account (`progress`), the
+    /// WAL holds more than `frames` frames of which at most `residualFrames` were left to copy;
+    /// returns whether it completed, so that the next write transaction starts the WAL over.
+    /// Meant to run on the writing connection: under continuous writes only a checkpoint between
+    /// two of the writer's own transactions can complete, and the WAL otherwise never restarts
+    /// (SQLite reuses a WAL file from its beginning only after a complete checkpoint).
+    public func checkpointIfWALExceeds(_ frames: Int, progress: WALProgress, residualFrames: Int) throws(SQLiteError) -> Bool {
+        let (inWAL, copied) = progress.frames
+        guard inWAL > frames, inWAL - copied <= residualFrames else { return false }
+        let (busy, now, done) = try checkpointPassive()
+        let completed = busy == 0 && now == done
+        if completed { progress.reset() }
         return completed
     }
 
@@ -98,9 +87,6 @@ extension SQLiteConnection {
         return (Int(statement.int64(at: 0)), Int(statement.int64(at: 1)), Int(statement.int64(at: 2)))
     }
 
-    /// Bytes of a WAL file's header and of each frame's header.
-    public static let walHeaderBytes = 32
-    public static let walFrameHeaderBytes = 24
 
     /// Writes the WAL back into the database file and truncates the WAL (`wal_checkpoint(TRUNCATE)`).
     public func checkpoint() throws(SQLiteError) {

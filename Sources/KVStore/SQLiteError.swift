@@ -68,3 +68,14 @@ func lastError(_ db: OpaquePointer?, code: Int32, path: String, operation: Strin
     let message = useExtended ? String(cString: sqlite3_errmsg(db)) : String(cString: sqlite3_errstr(code))
     return SQLiteError(path: path, operation: operation, extendedCode: useExtended ? extended : code, message: message)
 }
+
+extension StorageError {
+    /// The `StorageError` for an error thrown by code mixing SQLite calls and storage checks.
+    static func from(_ error: any Error, path: String) -> StorageError {
+        switch error {
+        case let error as SQLiteError: return error.storageError
+        case let error as StorageError: return error
+        default: return .io("\(path): \(error)")
+        }
+    }
+}

@@ -83,12 +83,8 @@ public final class StateSnapshotWriter {
                 .integer(Int64(bitPattern: metadata.lastIncludedIndex.rawValue)),
                 .integer(Int64(bitPattern: metadata.lastIncludedTerm.rawValue)), .blob(RaftCodec.encode(metadata.membership)))
             try db.checkpoint()
-        } catch let error as SQLiteError {
-            throw error.storageError
-        } catch let error as StorageError {
-            throw error
         } catch {
-            throw .io("\(path): \(error)")
+            throw StorageError.from(error, path: path)
         }
         inserts = []
         self.db = nil

@@ -28,6 +28,11 @@ public struct RaftConfiguration: Hashable, Sendable {
     public var applyEntriesPerReadyMax: Int = 1024
     /// Most reads a leader holds while waiting for leadership confirmation.
     public var pendingReadsMax: Int = 4096
+    /// Most entries a leader keeps in its log beyond the point its application asked to compact
+    /// at, for followers that answer but lag behind (or are installing a snapshot): they catch up
+    /// from the log instead of needing a snapshot, and a follower installing a snapshot finds the
+    /// entries that follow it. Bounds the memory this costs (the log is held in memory).
+    public var compactionHoldEntriesMax: Int = 200_000
 
     public init(id: NodeID) { self.id = id }
 
@@ -45,6 +50,7 @@ public struct RaftConfiguration: Hashable, Sendable {
         if snapshotChunkBytes < 1 { throw .invalid("snapshotChunkBytes must be at least 1") }
         if applyEntriesPerReadyMax < 1 { throw .invalid("applyEntriesPerReadyMax must be at least 1") }
         if pendingReadsMax < 1 { throw .invalid("pendingReadsMax must be at least 1") }
+        if compactionHoldEntriesMax < 0 { throw .invalid("compactionHoldEntriesMax must not be negative") }
     }
 }
 

@@ -10,22 +10,30 @@
 /// the driver to install what it received.
 extension RaftNode {
     /// Records that the application's state up to `index` (at most the applied index) is durable
-    /// and discards the log up to it. The cut stops short of the index of any snapshot transfer
-    /// under way, so that a follower installing it finds the entries after it in the log. Returns
-    /// the compaction point, which the driver must hand to `LogStorage.compact(to:)`; its `data`
-    /// is empty.
+    /// and discards the log up to it. A leader stops short of what a follower that answered
+    /// lately still needs: the snapshot it is being sent (so that the entries after it are still
+    /// there when it is installed), and its match index, but for that by at most
+    /// `compactionHoldEntriesMax` entries (so that it catches up from the log). Returns the compaction point, which
+    /// the driver must hand to `LogStorage.compact(to:)`; its `data` is empty.
     public mutating func compact(at index: LogIndex) -> Snapshot? {
         precondition(!readyOutstanding, "compact called between takeReady and advance")
         precondition(index <= log.applied, "cannot snapshot beyond the applied index \(log.applied)")
         var cut = index
         if let leader = leaderState {
-            // Only for a follower that answered in the last few resend intervals: a dead one
-            // must not make the log grow forever (it will get a newer snapshot when it returns).
-            // Not `recentlyActive`, which CheckQuorum clears every election timeout: a cut made
-            // just then restarted a 10 M-key transfer again and again.
-            for progress in leader.progress.values where leader.round &- progress.ackedRound <= 4 * snapshotResendRounds {
-                if case .snapshot(let transfer) = progress.mode, transfer.pinned {
-                    cut = min(cut, transfer.lastIncludedIndex)
+            let floor = LogIndex(index.rawValue - min(index.rawValue, UInt64(configuration.compactionHoldEntriesMax)))
+            // A follower that answered within the hold window (about ten seconds): a dead one
+            // must not make the log grow; a busy one (writing a snapshot) must not lose it.
+            let holdRounds = 20 * snapshotResendRounds
+            for progress in leader.progress.values where leader.round &- progress.ackedRound <= holdRounds {
+                switch progress.mode {
+                case .snapshot(let transfer):
+                    // Whatever it costs: without the entries after it, the snapshot being sent
+                    // would be wasted and the follower would need another.
+                    // (Once the follower took a chunk: one that never answered the transfer is not
+                    // held for.)
+                    if transfer.pinned, transfer.offset > 0 { cut = min(cut, transfer.lastIncludedIndex) }
+                case .probe, .replicate:
+                    cut = min(cut, max(progress.matchIndex, floor))
                 }
             }
         }

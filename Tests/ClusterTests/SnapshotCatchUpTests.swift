@@ -31,7 +31,7 @@ extension ClusterTests {
     func followerCatchesUpBySnapshot() async throws {
         let settings: KeyValuePairs<String, String> = [
             "heartbeat-ms": "25", "election-timeout-ms": "250", "request-timeout-ms": "5000",
-            "snapshot-entries": "100", "snapshot-chunk-bytes": "2048",
+            "snapshot-entries": "100", "snapshot-chunk-bytes": "2048", "log-hold-entries-max": "0",
         ]
         try await withCluster(size: 3, settings: settings) { cluster, leader in
             let follower = cluster.ids.first { $0 != leader }!

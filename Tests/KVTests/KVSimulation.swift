@@ -53,6 +53,9 @@ struct KVSimParameters: CustomStringConvertible {
         kvClients = random.within(2...4)
         lockClients = random.within(2...3)
         clientPausePerMille = random.within(5...25)
+        // Drawn last, so that the earlier draws of every kept seed stay as they were; small, so
+        // that snapshot transfers still happen in short runs.
+        self.raft.compactionHoldEntriesMax = random.within(0...40)
         leaseCheckpointMillis = UInt64(random.within(10...40)) * Self.tickMillis
     }
 

@@ -55,7 +55,10 @@ import Testing
     /// §7: a follower that needs compacted entries receives the snapshot in chunks of at most
     /// `snapshotChunkBytes`, in order, installs it, and then resumes ordinary replication.
     @Test func section7_laggingFollowerReceivesChunkedSnapshot() throws {
-        var cluster = Cluster(voters: [n1, n2, n3]) { $0.snapshotChunkBytes = 4 }
+        var cluster = Cluster(voters: [n1, n2, n3]) {
+            $0.snapshotChunkBytes = 4
+            $0.compactionHoldEntriesMax = 0
+        }
         cluster.elect(n1)
         cluster.isolate(n3)
         for index in 0..<5 { cluster.propose(n1, "e\(index)") }
@@ -150,7 +153,10 @@ import Testing
     /// the state the driver reads), not the older compaction point; and while it is under way the
     /// leader's compaction stops short of it, so the follower finds the entries that follow.
     @Test func transferStartsAtAppliedIndexAndHoldsCompaction() throws {
-        var cluster = Cluster(voters: [n1, n2, n3]) { $0.snapshotChunkBytes = 2 }
+        var cluster = Cluster(voters: [n1, n2, n3]) {
+            $0.snapshotChunkBytes = 2
+            $0.compactionHoldEntriesMax = 0
+        }
         cluster.elect(n1)
         cluster.isolate(n3)
         for index in 0..<3 { cluster.propose(n1, "a\(index)") }
@@ -192,5 +198,30 @@ import Testing
         #expect(cluster.installedSnapshots[n3]?.last?.metadata.lastIncludedIndex == applied)
         #expect(cluster[n3].log.applied == cluster[n1].log.applied, "the entries after the snapshot were still there")
         #expect(cluster.appliedCommands(n3) == ["c"])
+    }
+
+    /// A leader keeps the entries a follower that answers but lags still needs, up to
+    /// `compactionHoldEntriesMax` of them, so that it catches up from the log, not by snapshot.
+    @Test(arguments: [(100, true), (2, false)] as [(Int, Bool)])
+    func leaderHoldsLogForLaggingFollower(holdMax: Int, catchesUpFromLog: Bool) throws {
+        var cluster = Cluster(voters: [n1, n2, n3]) { $0.compactionHoldEntriesMax = holdMax }
+        cluster.elect(n1)
+        let lagging = cluster.lastIndex(n3)
+        // n3 answers heartbeats but its appends are lost: it lags behind while answering.
+        cluster.dropIf = { $0.to == n3 && ($0.appendEntries?.entries.isEmpty == false) }
+        for index in 0..<8 { cluster.propose(n1, "e\(index)") }
+        cluster.deliverAll()
+        cluster.tick()
+        let compacted = cluster.compact(n1, data: bytes("state"))
+        let snapshot = try #require(compacted)
+        if catchesUpFromLog {
+            #expect(snapshot.metadata.lastIncludedIndex == lagging, "held at the follower's match index")
+        } else {
+            #expect(snapshot.metadata.lastIncludedIndex > lagging, "held by at most compactionHoldEntriesMax")
+        }
+        cluster.dropIf = { _ in false }
+        cluster.tick(30)
+        #expect(cluster[n3].log.applied == cluster[n1].log.applied)
+        #expect((cluster.installedSnapshots[n3] ?? []).isEmpty == catchesUpFromLog)
     }
 }
