@@ -12,6 +12,9 @@ struct Progress: Sendable {
     var inflight: [LogIndex] = []
     /// Whether the follower answered since the last CheckQuorum round.
     var recentlyActive = false
+    /// Set when the follower installed a snapshot, until it has caught up with the commit index:
+    /// the leader keeps every entry it still needs, however many (see `RaftNode.compact(at:)`).
+    var catchingUpFromSnapshot = false
     /// Highest broadcast round this follower acknowledged (for ReadIndex).
     var ackedRound: UInt64 = 0
     /// In probe mode: a message is out and unanswered since the last heartbeat.
@@ -106,6 +109,7 @@ struct Progress: Sendable {
 
     /// Switches to snapshot transfer from offset zero.
     mutating func startSnapshot(_ metadata: SnapshotMetadata) {
+        catchingUpFromSnapshot = false
         inflight.removeAll()
         probeSent = false
         mode = .snapshot(
@@ -116,6 +120,7 @@ struct Progress: Sendable {
 
     /// After an installed snapshot the follower's log ends at `index`: probe from there.
     mutating func finishSnapshot(matchIndex index: LogIndex) {
+        catchingUpFromSnapshot = true
         matchIndex = max(matchIndex, index)
         nextIndex = matchIndex.next
         mode = .probe

@@ -200,6 +200,7 @@ extension RaftNode {
         progress.ackedRound = max(progress.ackedRound, response.round)
         if response.success {
             let moved = progress.acknowledge(response.matchIndex)
+            if progress.matchIndex >= log.committed { progress.catchingUpFromSnapshot = false }
             leader.progress[message.from] = progress
             if moved { maybeCommit(&leader) }
         } else if isCurrentRejection(response, progress) {

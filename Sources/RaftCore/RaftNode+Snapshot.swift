@@ -12,8 +12,9 @@ extension RaftNode {
     /// Records that the application's state up to `index` (at most the applied index) is durable
     /// and discards the log up to it. A leader stops short of what a follower that answered
     /// lately still needs: the snapshot it is being sent (so that the entries after it are still
-    /// there when it is installed), and its match index, but for that by at most
-    /// `compactionHoldEntriesMax` entries (so that it catches up from the log). Returns the compaction point, which
+    /// there when it is installed, and then until the follower has caught up), and its match index,
+    /// but for that by at most `compactionHoldEntriesMax` entries (so that it catches up from the
+    /// log). Returns the compaction point, which
     /// the driver must hand to `LogStorage.compact(to:)`; its `data` is empty.
     public mutating func compact(at index: LogIndex) -> Snapshot? {
         precondition(!readyOutstanding, "compact called between takeReady and advance")
@@ -33,7 +34,9 @@ extension RaftNode {
                     // held for.)
                     if transfer.pinned, transfer.offset > 0 { cut = min(cut, transfer.lastIncludedIndex) }
                 case .probe, .replicate:
-                    cut = min(cut, max(progress.matchIndex, floor))
+                    // Just after installing a snapshot, all of it: the transfer took as long as it
+                    // took, and a cut here would send the follower another.
+                    cut = min(cut, progress.catchingUpFromSnapshot ? progress.matchIndex : max(progress.matchIndex, floor))
                 }
             }
         }
