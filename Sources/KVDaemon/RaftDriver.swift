@@ -24,8 +24,10 @@ public final class RaftDriver {
         /// Most snapshot transfers a leader serves at once (each holds a read transaction open).
         public var snapshotTransfersMax = 2
         /// A WAL of more frames (pages) than this is checkpointed from the loop so that it starts
-        /// over (see `resetLongWALs`): 16,384 frames of 4 KiB, 64 MiB.
-        public var walResetFrames = 16_384
+        /// over (see `resetLongWALs`): 65,536 frames of 4 KiB, 256 MiB. That checkpoint fsyncs in
+        /// the loop (hundreds of ms on a busy disk), so it should be rare; a longer WAL costs each
+        /// page read a few more hash probes and a crash recovery a longer scan.
+        public var walResetFrames = 65_536
         /// How far the background checkpointer copied each WAL; without them (tests, simulation)
         /// the loop never checkpoints on its own.
         public var logWALProgress: WALProgress?
