@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Measurements of issue 4, item 12 (not part of the test suite):
+# Throughput and failover measurements (not part of the test suite):
 #
 #   1. redis-benchmark -t set,get -n 100000 -c 50, without and with -P 16, against the leader of
 #      a local 3-node kvd cluster (release build, heartbeat-ms 50, election-timeout-ms 500);

@@ -139,7 +139,7 @@ struct ConfigParser {
 
     mutating func finish() throws(ConfigError) -> ClusterConfig {
         guard !nodes.isEmpty else { throw error(nil, "defines no nodes (expected lines 'node <id> peer=host:port client=host:port')") }
-        // The minimum lease TTL follows the election timeout unless set explicitly (BRIEF §5).
+        // The minimum lease TTL follows the election timeout unless set explicitly.
         if settingLines["lease-min-ttl-ms"] == nil {
             settings.leaseMinTTLMillis = 2 * settings.electionTimeoutMillis
         }

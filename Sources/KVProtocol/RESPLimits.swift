@@ -1,4 +1,4 @@
-/// Every limit of the RESP codecs, named, with a default (BRIEF §7). A request or reply that
+/// Every limit of the RESP codecs, named, with a default. A request or reply that
 /// exceeds one is a `RESPProtocolError`: the server answers `-ERR Protocol error: ...` and closes
 /// the connection, as Redis does, because the rest of the stream can no longer be framed.
 public struct RESPLimits: Hashable, Sendable {

@@ -2,7 +2,7 @@ public import RaftCore
 
 /// One write to the replicated state machine, as carried in a Raft entry. The leader stamps its
 /// wall-clock time into every command, so that applying never reads a clock and every replica
-/// computes the same state (BRIEF §5, "Determinism").
+/// computes the same state.
 public struct KVCommand: Hashable, Sendable {
     /// Client session and sequence number, for exactly-once retries (thesis §6.3).
     public var session: SessionStamp?
@@ -120,7 +120,7 @@ public enum KVResult: Hashable, Sendable {
     case error(KVError)
 }
 
-/// A definite refusal: the command had no effect (BRIEF §4.3).
+/// A definite refusal: the command had no effect.
 public enum KVError: Error, Hashable, Sendable, CustomStringConvertible {
     /// A fenced write whose token no longer holds the lock, or a fence token below the highest seen.
     case stale(String)
@@ -135,7 +135,7 @@ public enum KVError: Error, Hashable, Sendable, CustomStringConvertible {
     case sequenceTooOld(UInt64)
     case limitExceeded(String)
 
-    /// The first word of the RESP error (BRIEF §4.3).
+    /// The first word of the RESP error.
     public var code: String {
         switch self {
         case .stale: return "STALE"

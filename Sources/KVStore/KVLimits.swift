@@ -1,4 +1,4 @@
-/// Every limit of the state machine, named, with a default (BRIEF §7). The same values must be
+/// Every limit of the state machine, named, with a default. The same values must be
 /// configured on every replica: they influence what applying an entry does.
 public struct KVLimits: Hashable, Sendable {
     /// Longest key, in bytes.

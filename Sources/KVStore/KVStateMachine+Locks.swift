@@ -1,6 +1,6 @@
 public import RaftCore
 
-/// Locks held by leases, with fencing tokens (BRIEF §5), and fence registers.
+/// Locks held by leases, with fencing tokens, and fence registers.
 ///
 /// A fencing token is the log index of the entry that granted the lock, so tokens strictly
 /// increase per lock and are never reused — across leader changes, restarts and snapshots —

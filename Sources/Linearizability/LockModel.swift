@@ -1,4 +1,4 @@
-/// Locks with fencing tokens, and fence registers, as kvd serves them (BRIEF §2, §5).
+/// Locks with fencing tokens, and fence registers, as kvd serves them.
 ///
 /// Semantics encoded, per lock name:
 /// - `acquire(lock, owner)` answering `.granted(token)` takes effect when the lock is free and

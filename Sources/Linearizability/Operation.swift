@@ -1,7 +1,7 @@
 /// What a client learned about one operation it issued.
 ///
 /// The distinction matters because kvd's errors say whether a command *definitely did not* take
-/// effect or *may have* taken effect (BRIEF §4.3), and the checker can only be exact if the history
+/// effect or *may have* taken effect, and the checker can only be exact if the history
 /// keeps that distinction:
 ///
 /// - A reply, including a definite rejection that is itself an observation of the state (a

@@ -12,7 +12,7 @@ struct ClusterOptions: ParsableArguments {
     @Option(name: .long, help: "A cluster.conf file whose node lines give the client addresses.")
     var config: String?
 
-    /// The nodes to talk to (BRIEF §4.4): `--endpoints`, else `$KVCTL_ENDPOINTS`, else the client
+    /// The nodes to talk to: `--endpoints`, else `$KVCTL_ENDPOINTS`, else the client
     /// addresses in `--config`, else the local default. Node ids come from `--config` when given.
     func resolveNodes() throws -> [ConfiguredNode] {
         let fromConfig = try config.map { try ClusterConfigFile.nodes(path: $0) }

@@ -7,7 +7,7 @@ import Glibc
 import Darwin
 #endif
 
-/// kvctl: the command-line client of kvd (BRIEF §4.4).
+/// kvctl: the command-line client of kvd.
 ///
 /// Exit status: 0 on success; 1 on a failure that had no effect (or a missing key, a failed
 /// CAS); 2 on a usage error; 3 when a write may or may not have taken effect; a `lock` with a

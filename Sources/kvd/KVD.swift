@@ -6,7 +6,7 @@ import Logging
 import Glibc
 #endif
 
-/// `kvd --config FILE --id ID [--data-dir DIR]` (BRIEF §4.1).
+/// `kvd --config FILE --id ID [--data-dir DIR]`.
 @main
 struct KVD: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -36,7 +36,7 @@ struct KVD: AsyncParsableCommand {
         do {
             try await Daemon.run(Daemon.Options(configPath: config, nodeID: id, dataDirectory: dataDir, logLevel: level))
         } catch {
-            // One clear line, then a non-zero exit (BRIEF §4.1).
+            // One clear line, then a non-zero exit.
             var stderr = StandardError()
             print("kvd: \(error)", to: &stderr)
             Glibc.exit(1)

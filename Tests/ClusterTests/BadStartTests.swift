@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 extension ClusterTests {
-    /// Runs kvd with `arguments` (it must exit on its own) and checks BRIEF §4.1: a non-zero exit
+    /// Runs kvd with `arguments` (it must exit on its own) and checks the start-up contract: a non-zero exit
     /// status and exactly one line on stderr, which contains every one of `mentions`.
     func expectBadStart(
         _ cluster: Cluster, _ arguments: [String], mentions: [String], sourceLocation: SourceLocation = #_sourceLocation

@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 /// Real `kvd` processes on 127.0.0.1 (ports chosen free at run time), driven through `kvctl`,
-/// `redis-cli` and raw sockets: the walkthrough of BRIEF §1 and the contracts of BRIEF §4.
+/// `redis-cli` and raw sockets: the README's walkthrough and the contracts of docs/PROTOCOL.md and the README.
 ///
 /// One suite, serialized: clusters never run side by side on a small machine. Every test kills
 /// all the processes it started when it ends, also on failure (`withCluster`/`Cluster.shutdown`).

@@ -4,7 +4,7 @@ import RaftCore
 import Testing
 
 /// Applying the same log gives the same state on every replica and after any restart or
-/// snapshot install (BRIEF §5, "Determinism").
+/// snapshot install.
 @Suite struct KVDeterminismTests {
     /// A random but replayable log of every kind of command, over few keys, leases and locks so
     /// that they interact (fenced writes on held and lost locks, expiries racing renewals...).

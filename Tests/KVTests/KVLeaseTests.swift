@@ -3,7 +3,7 @@ import RaftCore
 import Testing
 
 /// Leases: granted, renewed and revoked through the log; ended by time only through a
-/// leader-proposed expiry carrying the leader's term and the lease's renewal epoch (BRIEF §5).
+/// leader-proposed expiry carrying the leader's term and the lease's renewal epoch.
 @Suite struct KVLeaseTests {
     @Test func grantRefusesTTLBelowTheMinimum() throws {
         var limits = KVLimits()
@@ -68,7 +68,7 @@ import Testing
     }
 }
 
-/// The leader side of leases across failovers (BRIEF §2, §5; etcd #9888).
+/// The leader side of leases across failovers (etcd #9888).
 @Suite struct LeaseKeeperTests {
     func keeper() -> LeaseKeeper { LeaseKeeper(checkpointIntervalMillis: 500, retryMillis: 1_000) }
 

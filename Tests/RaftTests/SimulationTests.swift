@@ -25,7 +25,7 @@ struct SimulationTests {
     }
 
     /// Seeds that once found a bug, and seeds that caught the bugs planted to prove the simulator
-    /// has teeth (issue 2); they must keep passing on the real code.
+    /// has teeth; they must keep passing on the real code.
     /// - 23: the liveness probe ignored acknowledgements of its earlier writes (simulator bug).
     /// - 27: a stale leader appending at an index committed in a later term was wrongly flagged.
     /// - 1534: a healed cluster's backlog at one entry per round trip outran the liveness bound.
