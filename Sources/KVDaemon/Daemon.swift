@@ -110,10 +110,6 @@ public enum Daemon {
         /// hundreds of megabytes (a 1.3 s iteration that cost a leadership at 10 M keys). The
         /// `WALCheckpointer` does it from its own thread.
         static let loopAutocheckpointPages: Int32 = 0
-        /// No `journal_size_limit`: truncating a WAL that a long snapshot read let grow to
-        /// gigabytes cost the loop's next commit 200 ms of kernel time; a WAL restarts from its
-        /// beginning without shrinking, and a restart reads only its valid frames.
-        static let walSizeLimitBytes: Int64? = nil
     }
 
     static func makeLoop(
@@ -141,7 +137,6 @@ public enum Daemon {
             do {
                 var logOptions = SQLiteLogStorage.Options()
                 logOptions.walAutocheckpointPages = DatabaseFiles.loopAutocheckpointPages
-                logOptions.walSizeLimitBytes = DatabaseFiles.walSizeLimitBytes
                 storage = try SQLiteLogStorage(path: logPath, options: logOptions)
                 var stateOptions = SQLiteConnection.Options()
                 // The state machine may lose its last transactions in a power cut: it then
@@ -149,7 +144,6 @@ public enum Daemon {
                 // is compacted, the driver makes the state durable).
                 stateOptions.synchronous = .normal
                 stateOptions.walAutocheckpointPages = DatabaseFiles.loopAutocheckpointPages
-                stateOptions.walSizeLimitBytes = DatabaseFiles.walSizeLimitBytes
                 stateOptions.cacheKibibytes = Int32(clamping: stateCacheKibibytes)
                 machine = try KVStateMachine(database: try SQLiteConnection(path: statePath, options: stateOptions), limits: limits)
                 machine.fileGuard = stateGuard

@@ -33,7 +33,9 @@ extension RaftDriver {
     }
 
     /// The file a follower writes a received snapshot into, beside the state database.
-    var incomingSnapshotPath: String { machine.databasePath + ".incoming" }
+    var incomingSnapshotPath: String { Self.incomingSnapshotPath(beside: machine.databasePath) }
+
+    static func incomingSnapshotPath(beside statePath: String) -> String { statePath + ".incoming" }
 
     // MARK: Leader
 
@@ -200,7 +202,7 @@ extension RaftDriver {
             {
                 metrics.walResets.increment()
             }
-            if let log = storage as? SQLiteLogStorage, let progress = settings.logWALProgress,
+            if let progress = settings.logWALProgress, let log = storage as? SQLiteLogStorage,
                 try log.db.checkpointIfWALExceeds(limit, progress: progress, residualFrames: residual)
             {
                 metrics.walResets.increment()

@@ -147,7 +147,8 @@ public final class RaftDriver {
         } catch {
             throw .storage(error)
         }
-        StateSnapshotWriter.remove(machine.databasePath + ".incoming")
+        // A snapshot half received before a crash is abandoned (the leader sends it again).
+        StateSnapshotWriter.remove(Self.incomingSnapshotPath(beside: machine.databasePath))
         if let snapshot = state.snapshot, machine.appliedIndex < snapshot.metadata.lastIncludedIndex {
             // Logs written before the state database was the snapshot kept the state in the
             // snapshot row; a newer log keeps none, and the state must not be behind it.

@@ -42,9 +42,6 @@ public final class SQLiteConnection {
         /// `PRAGMA cache_size` in KiB of page cache for this connection; nil keeps SQLite's
         /// default (2 MiB).
         public var cacheKibibytes: Int32?
-        /// `PRAGMA journal_size_limit`: the size a WAL file is truncated to when it is reset; nil
-        /// keeps SQLite's default (no truncation).
-        public var walSizeLimitBytes: Int64?
 
         /// The defaults: 5 s busy timeout, `synchronous=FULL`, create if missing, no check.
         public init() {}
@@ -101,7 +98,6 @@ public final class SQLiteConnection {
         try execute("PRAGMA foreign_keys=OFF")
         if let pages = options.walAutocheckpointPages { try execute("PRAGMA wal_autocheckpoint=\(pages)") }
         if let kibibytes = options.cacheKibibytes { try execute("PRAGMA cache_size=-\(kibibytes)") }
-        if let bytes = options.walSizeLimitBytes { try execute("PRAGMA journal_size_limit=\(bytes)") }
         try setSynchronous(options.synchronous)
         if options.verifyOnOpen {
             let problems = try integrityCheck(quick: true)

@@ -26,8 +26,6 @@ public final class SQLiteLogStorage: LogStorage {
         public var busyTimeoutMilliseconds: Int32 = 5_000
         /// `PRAGMA wal_autocheckpoint` (see `SQLiteConnection.Options`); nil keeps SQLite's default.
         public var walAutocheckpointPages: Int32?
-        /// `PRAGMA journal_size_limit` (see `SQLiteConnection.Options`).
-        public var walSizeLimitBytes: Int64?
 
         /// The defaults: no check on open, 5 s busy timeout.
         public init() {}
@@ -58,7 +56,6 @@ public final class SQLiteLogStorage: LogStorage {
         connectionOptions.busyTimeoutMilliseconds = options.busyTimeoutMilliseconds
         connectionOptions.verifyOnOpen = options.verifyOnOpen
         connectionOptions.walAutocheckpointPages = options.walAutocheckpointPages
-        connectionOptions.walSizeLimitBytes = options.walSizeLimitBytes
         let connection: SQLiteConnection
         do { connection = try SQLiteConnection(path: path, options: connectionOptions) } catch {
             throw error.storageError

@@ -77,7 +77,6 @@ public final class StateSnapshotWriter {
             guard try db.scalarInt64("SELECT value FROM kv_meta WHERE name = 'schema_version'") == KVSchema.version else {
                 throw StorageError.corrupt("\(path): received state has another schema version")
             }
-            try db.execute(KVSchema.installedSnapshotTable)
             try db.execute(
                 "INSERT OR REPLACE INTO kv_installed_snapshot(id, last_index, last_term, membership) VALUES(0, ?, ?, ?)",
                 .integer(Int64(bitPattern: metadata.lastIncludedIndex.rawValue)),
