@@ -21,7 +21,7 @@
 #   scripts/lease-upkeep-bench.sh                          100,000 leases, TTL 12 s, renewed every 4 s
 #   TTL_S=30 KEEPALIVE_S=10 scripts/lease-upkeep-bench.sh  renewals less often than lease-checkpoint-ms
 #   LEASE_CHECKPOINT_MS=15000 ...                          another checkpoint interval (default: kvd's)
-#   SNAPSHOT_ENTRIES=10000000 ...                          snapshots (which copy every lease) rarely
+#   SNAPSHOT_ENTRIES=10000000 ...                          log compactions rarely
 #   LEASES=20000 DURATION_S=20 BASELINE_S=5 ...            a quicker look
 #   KVD_SKIP_BUILD=1                                       use the release binaries already built
 set -euo pipefail
@@ -72,14 +72,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-
-# Free TCP ports on 127.0.0.1: bind port 0 and let the kernel choose.
-read -r -a ports <<<"$(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(9)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))')"
+# now_ms and free_ports; this script's own info_field, client_port and leader_id below replace
+# the library's (it runs its cluster through scripts/cluster.sh, with metrics ports).
+source scripts/lib/local-cluster.sh
+read -r -a ports <<<"$(free_ports 9)"
 {
     echo "cluster-id lease-bench"
     echo "heartbeat-ms 50"
