@@ -33,6 +33,11 @@ public struct RaftConfiguration: Hashable, Sendable {
     /// from the log instead of needing a snapshot, and a follower installing a snapshot finds the
     /// entries that follow it. Bounds the memory this costs (the log is held in memory).
     public var compactionHoldEntriesMax: Int = 200_000
+    /// Ticks between the campaigns of followers that learn together that their leader is gone
+    /// (`peerUnreachable`): the first voter in id order campaigns at once, the next one this many
+    /// ticks later, and so on, so that they do not split the vote. Must leave room for a
+    /// pre-vote round trip; a stagger that reaches the election timeout falls back to it.
+    public var leaderLossStaggerTicks: Int = 2
 
     public init(id: NodeID) { self.id = id }
 
@@ -51,6 +56,7 @@ public struct RaftConfiguration: Hashable, Sendable {
         if applyEntriesPerReadyMax < 1 { throw .invalid("applyEntriesPerReadyMax must be at least 1") }
         if pendingReadsMax < 1 { throw .invalid("pendingReadsMax must be at least 1") }
         if compactionHoldEntriesMax < 0 { throw .invalid("compactionHoldEntriesMax must not be negative") }
+        if leaderLossStaggerTicks < 1 { throw .invalid("leaderLossStaggerTicks must be at least 1") }
     }
 }
 

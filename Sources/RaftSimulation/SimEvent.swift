@@ -22,6 +22,8 @@ enum SimEvent {
     case transfer(NodeID, to: NodeID, result: String)
     case snapshot(NodeID, LogIndex)
     case phase(String)
+    /// `NodeID` was told that `peer` cannot be reached (`RaftNode.peerUnreachable`).
+    case unreachable(NodeID, peer: NodeID)
 
     var text: String {
         switch self {
@@ -46,6 +48,7 @@ enum SimEvent {
         case .transfer(let id, let target, let result): return "transfer leadership \(id) → \(target): \(result)"
         case .snapshot(let id, let index): return "snapshot node \(id) at \(index)"
         case .phase(let name): return "=== \(name) ==="
+        case .unreachable(let id, let peer): return "node \(id) told node \(peer) is unreachable"
         }
     }
 

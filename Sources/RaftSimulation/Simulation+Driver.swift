@@ -113,6 +113,19 @@ extension Simulation {
         server.crash()
         server.restartAt = now + UInt64(random.within(3...60))
         stats.crashes += 1
+        // The kernel closes a dead process's connections: the servers that can reach it see them
+        // end at once (a paused server notices only when it runs again, and then too late).
+        for other in liveServers where other !== server && network.canDeliver(from: server.id, to: other.id) {
+            reportUnreachable(server.id, to: other)
+        }
+    }
+
+    /// Gives `observer` the evidence that `peer` is unreachable.
+    func reportUnreachable(_ peer: NodeID, to observer: SimServer) {
+        guard observer.node != nil else { return }
+        record(.unreachable(observer.id, peer: peer))
+        stats.unreachableReports += 1
+        observer.node?.peerUnreachable(peer)
     }
 
     /// Restarts `server` from what its disk holds.

@@ -14,6 +14,13 @@ extension Simulation {
             stats.pauses += 1
             record(.pause(victim.id, ticks: ticks))
         }
+        if random.chance(perMille: parameters.falseUnreachablePerMille), let observer = random.pick(liveServers),
+            let peer = random.pick(servers.filter { $0 !== observer })
+        {
+            // False evidence, e.g. a connection that broke while the peer lives: it must never
+            // cost safety, and a live leader must survive it.
+            reportUnreachable(peer.id, to: observer)
+        }
         if network.partitionName != nil, now >= partitionEndsAt {
             network.heal()
             record(.heal)

@@ -160,6 +160,8 @@ public struct SimulationStats: Sendable {
     public var transfers = 0
     public var partitions = 0
     public var pauses = 0
+    /// Reports that a peer is unreachable (true ones after crashes, and false alarms).
+    public var unreachableReports = 0
     public var leaderTerms = 0
     public var committedIndex: UInt64 = 0
     /// Ticks the liveness phase needed to commit a new proposal.
@@ -183,6 +185,7 @@ public struct SimulationStats: Sendable {
         transfers += other.transfers
         partitions += other.partitions
         pauses += other.pauses
+        unreachableReports += other.unreachableReports
         leaderTerms += other.leaderTerms
         committedIndex += other.committedIndex
         livenessTicks = max(livenessTicks, other.livenessTicks)
@@ -193,7 +196,7 @@ public struct SimulationStats: Sendable {
         "ticks=\(ticks) messages=\(messages) delivered=\(deliveredMessages) acked-writes=\(acknowledgedWrites) "
             + "reads=\(servedReads) (failed \(failedReads)) crashes=\(crashes) restarts=\(restarts) "
             + "snapshots=\(snapshots) membership=\(membershipChanges) transfers=\(transfers) partitions=\(partitions) "
-            + "pauses=\(pauses) leader-terms=\(leaderTerms) committed=\(committedIndex) max-liveness-ticks=\(livenessTicks)"
+            + "pauses=\(pauses) unreachable-reports=\(unreachableReports) leader-terms=\(leaderTerms) committed=\(committedIndex) max-liveness-ticks=\(livenessTicks)"
     }
 }
 

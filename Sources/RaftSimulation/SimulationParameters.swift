@@ -55,6 +55,10 @@ public struct SimulationParameters: Sendable, CustomStringConvertible {
     /// quorum, which is when committing an earlier term's entries by counting replicas (Figure 8)
     /// loses data.
     public var crashNewLeaderPerMille: Int
+    /// Chance per tick that some server gets false evidence that a peer is unreachable (as from
+    /// a connection that broke while the peer lives). Crashes always give true evidence to the
+    /// servers that can reach the crashed one, as a kernel closing a dead process's sockets does.
+    public var falseUnreachablePerMille: Int
 
     /// Draws the parameters for `seed`.
     public init(seed: UInt64, safetyTicks: Int) {
@@ -96,6 +100,8 @@ public struct SimulationParameters: Sendable, CustomStringConvertible {
         // was. Often zero or small: a leader that held its log for lagging followers would
         // rarely need InstallSnapshot in runs this short.
         self.raft.compactionHoldEntriesMax = random.chance(perMille: 500) ? 0 : random.within(1...30)
+        self.raft.leaderLossStaggerTicks = random.within(1...3)
+        falseUnreachablePerMille = random.below(30)
     }
 
     /// One line naming every parameter, printed with failures.
