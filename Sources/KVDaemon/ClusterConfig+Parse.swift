@@ -143,6 +143,10 @@ struct ConfigParser {
         if settingLines["lease-min-ttl-ms"] == nil {
             settings.leaseMinTTLMillis = 2 * settings.electionTimeoutMillis
         }
+        // A stuck peer connection is noticed within an election timeout unless set explicitly.
+        if settingLines["peer-stall-timeout-ms"] == nil {
+            settings.peerStallTimeoutMillis = settings.electionTimeoutMillis
+        }
         let lines = settingLines
         try settings.checkRelations(file: file) { lines[$0] }
         return ClusterConfig(nodes: nodes, settings: settings, file: file)

@@ -38,8 +38,9 @@
 /// | `peer-queue-messages-max` | 1024 | 1–1000000 | messages queued for one peer, and received batches waiting for the Raft loop, before the oldest are dropped |
 /// | `peer-queue-bytes-max` | 67108864 | peer-frame-bytes-max – 17179869184 | bytes queued for one peer before the oldest are dropped |
 /// | `peer-reconnect-min-ms` | 25 | 1–60000 | first delay before reconnecting to a peer (doubles per failure) |
-/// | `peer-reconnect-max-ms` | 1000 | peer-reconnect-min-ms – 600000 | longest delay between reconnection attempts |
-/// | `peer-connect-timeout-ms` | 1000 | 10–600000 | time allowed to connect to a peer and finish the handshake |
+/// | `peer-reconnect-max-ms` | 200 | peer-reconnect-min-ms – 600000 | longest delay between reconnection attempts (with `peer-connect-timeout-ms`, bounds how long a healed link stays down) |
+/// | `peer-connect-timeout-ms` | 250 | 10–600000 | time allowed to connect to a peer and finish the handshake |
+/// | `peer-stall-timeout-ms` | election-timeout-ms | 2 × heartbeat-ms – 600000 | a peer connection whose probes (sent every heartbeat-ms) go unanswered this long is closed and redialed, and the peer is reported unreachable to Raft |
 public struct ClusterSettings: Hashable, Sendable {
     /// `cluster-id`.
     public var clusterID = "kvd"
@@ -110,9 +111,11 @@ public struct ClusterSettings: Hashable, Sendable {
     /// `peer-reconnect-min-ms`.
     public var peerReconnectMinMillis = 25
     /// `peer-reconnect-max-ms`.
-    public var peerReconnectMaxMillis = 1000
+    public var peerReconnectMaxMillis = 200
     /// `peer-connect-timeout-ms`.
-    public var peerConnectTimeoutMillis = 1000
+    public var peerConnectTimeoutMillis = 250
+    /// `peer-stall-timeout-ms` (follows `election-timeout-ms` unless set).
+    public var peerStallTimeoutMillis = 500
 
     /// The defaults of the table above.
     public init() {}
@@ -172,6 +175,7 @@ struct IntegerSetting {
             IntegerSetting("peer-reconnect-min-ms", \.peerReconnectMinMillis, 1...60_000),
             IntegerSetting("peer-reconnect-max-ms", \.peerReconnectMaxMillis, 1...600_000),
             IntegerSetting("peer-connect-timeout-ms", \.peerConnectTimeoutMillis, 10...600_000),
+            IntegerSetting("peer-stall-timeout-ms", \.peerStallTimeoutMillis, 2...600_000),
         ]
     }
 }
@@ -220,6 +224,10 @@ extension ClusterSettings {
         if peerReconnectMaxMillis < peerReconnectMinMillis {
             throw fail(["peer-reconnect-min-ms", "peer-reconnect-max-ms"],
                 "peer-reconnect-max-ms \(peerReconnectMaxMillis) is below peer-reconnect-min-ms (\(peerReconnectMinMillis))")
+        }
+        if peerStallTimeoutMillis < 2 * heartbeatMillis {
+            throw fail(["heartbeat-ms", "peer-stall-timeout-ms"],
+                "peer-stall-timeout-ms \(peerStallTimeoutMillis) must be at least 2 × heartbeat-ms (\(2 * heartbeatMillis)): probes go out every heartbeat")
         }
     }
 }

@@ -72,7 +72,7 @@ public enum Daemon {
                     host: address.host, port: address.port, registry: registry, group: group, logger: logger,
                     health: { await healthJSON(handle) }))
         }
-        let forward = Task { for await batch in transport.inbound { loop.handle.deliver(batch) } }
+        let forward = Task { for await inbound in transport.inbound { loop.handle.deliver(inbound) } }
         let sampler = Task {
             while !Task.isCancelled {
                 metrics.record(transport.counters())

@@ -18,8 +18,17 @@ public struct DaemonMetrics: Sendable {
     public let fencedRejections = Counter(label: "kvd_fenced_rejections_total")
     /// Peer transport figures, sampled from its counters (see `PeerTransportCounters`).
     public let peerMessagesDropped = Gauge(label: "kvd_peer_messages_dropped")
+    /// The same, by reason: `queue_full` (connected but slow), `disconnected` (queue full while
+    /// the peer was unreachable), `expired` (waited longer than peer-stall-timeout-ms),
+    /// `oversized`, `unroutable`, `inbound_lag` (received batches the Raft loop fell behind on).
+    let peerDrops = PeerDropGauges()
     public let peerReconnects = Gauge(label: "kvd_peer_reconnects")
+    /// Links whose handshake is done and whose probes are being answered.
     public let peersConnected = Gauge(label: "kvd_peers_connected")
+    /// Peer connections closed because their probes went unanswered (see `PeerProbes`).
+    public let peerStalls = Gauge(label: "kvd_peer_stalls_total")
+    /// Times this node's leader became unreachable and it started an early pre-vote round.
+    public let leaderLost = Counter(label: "kvd_leader_unreachable_total")
     public let hasLeader = Gauge(label: "kvd_has_leader")
     public let term = Gauge(label: "kvd_term")
     /// Entries committed but not yet applied on this node.
@@ -47,6 +56,14 @@ public struct DaemonMetrics: Sendable {
         peerMessagesDropped.record(counters.messagesDropped)
         peerReconnects.record(counters.reconnects)
         peersConnected.record(counters.connectedPeers)
+        let links = counters.peers.values
+        peerStalls.record(links.reduce(0) { $0 + $1.stalls })
+        peerDrops.queueFull.record(links.reduce(0) { $0 + $1.messagesDropped })
+        peerDrops.disconnected.record(links.reduce(0) { $0 + $1.messagesDroppedDisconnected })
+        peerDrops.expired.record(links.reduce(0) { $0 + $1.messagesExpired })
+        peerDrops.oversized.record(links.reduce(0) { $0 + $1.messagesOversized })
+        peerDrops.unroutable.record(counters.messagesUnroutable)
+        peerDrops.inboundLag.record(counters.inboundBatchesDropped)
     }
 
     /// Latency of one client command, per command name.
@@ -57,6 +74,20 @@ public struct DaemonMetrics: Sendable {
     /// Time a lock waiter spent queued.
     public func recordLockWait(milliseconds: UInt64) {
         lockWait.recordMilliseconds(milliseconds)
+    }
+}
+
+/// `kvd_peer_messages_dropped_total{reason=...}`, one gauge per reason (sampled totals).
+struct PeerDropGauges: Sendable {
+    let queueFull = Self.gauge("queue_full")
+    let disconnected = Self.gauge("disconnected")
+    let expired = Self.gauge("expired")
+    let oversized = Self.gauge("oversized")
+    let unroutable = Self.gauge("unroutable")
+    let inboundLag = Self.gauge("inbound_lag")
+
+    private static func gauge(_ reason: String) -> Gauge {
+        Gauge(label: "kvd_peer_messages_dropped_total", dimensions: [("reason", reason)])
     }
 }
 

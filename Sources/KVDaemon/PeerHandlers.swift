@@ -37,19 +37,24 @@ final class PeerOutboundHandler: ChannelInboundHandler {
         switch unwrapInboundIn(data) {
         case .handshake(let answer) where !established:
             handshakeTimer?.cancel()
-            let expected = PeerHandshake(clusterID: handshake.clusterID, sender: handshake.receiver, receiver: handshake.sender)
-            guard answer == expected else {
+            // The answer carries the version both sides speak: ours or lower.
+            let expected = PeerHandshake(
+                clusterID: handshake.clusterID, sender: handshake.receiver, receiver: handshake.sender,
+                version: answer.version)
+            guard answer == expected, answer.version <= handshake.version else {
                 link.problem(
                     "\(link.peer.peer) answered as cluster '\(answer.clusterID)' node \(answer.sender) (for node \(answer.receiver)); expected cluster '\(expected.clusterID)' node \(expected.sender)")
                 context.close(promise: nil)
                 return
             }
             established = true
-            link.established(context.channel, attempt: attempt)
+            link.established(context.channel, attempt: attempt, version: answer.version)
+        case .probeAnswer(let sequence) where established:
+            link.probeAnswered(sequence, on: context.channel)
         case .refusal(let reason):
             link.refused(reason)
             context.close(promise: nil)
-        case .handshake, .messages:
+        case .handshake, .messages, .probe, .probeAnswer:
             // Raft messages travel on the connection their sender dialed, never back on ours.
             link.problem("unexpected frame from \(link.peer.peer); closing")
             context.close(promise: nil)
@@ -82,13 +87,19 @@ final class PeerInboundHandler: ChannelInboundHandler {
 
     private enum State {
         case awaitingHandshake(Scheduled<Void>?)
-        case established(NodeID)
+        case established(NodeID, version: UInt8)
         case closing
     }
 
     private let transport: PeerTransport
     private var state = State.awaitingHandshake(nil)
     private var remote = "unknown"
+    /// When the last frame arrived; on a probed connection, silence for `peer-stall-timeout-ms`
+    /// means the dialing side is gone or stuck.
+    private var lastReceived = NIODeadline.now()
+    private var silenceWatch: RepeatedTask?
+    /// The node whose connection this is, once its handshake was accepted.
+    private var establishedPeer: NodeID?
 
     init(transport: PeerTransport) {
         self.transport = transport
@@ -109,6 +120,7 @@ final class PeerInboundHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
+        lastReceived = .now()
         switch (state, frame) {
         case (.awaitingHandshake(let timer), .handshake(let handshake)):
             timer?.cancel()
@@ -116,27 +128,55 @@ final class PeerInboundHandler: ChannelInboundHandler {
                 refuse(context: context, problem)
                 return
             }
-            state = .established(handshake.sender)
+            let version = min(handshake.version, PeerWire.version)
+            state = .established(handshake.sender, version: version)
             let answer = PeerHandshake(
-                clusterID: transport.config.clusterID, sender: transport.selfID, receiver: handshake.sender)
+                clusterID: transport.config.clusterID, sender: transport.selfID, receiver: handshake.sender,
+                version: version)
             context.writeAndFlush(wrapOutboundOut(.handshake(answer)), promise: nil)
-            transport.logger.info("peer \(handshake.sender) connected from \(remote)")
-        case (.established(let peer), .messages(let messages)):
+            transport.logger.info("peer \(handshake.sender) connected from \(remote) (protocol version \(version))")
+            establishedPeer = handshake.sender
+            transport.inboundEstablished(from: handshake.sender, context.channel)
+            if version >= PeerWire.probeVersion { watchForSilence(context: context, peer: handshake.sender) }
+        case (.established(let peer, _), .messages(let messages)):
             if let stray = messages.first(where: { $0.from != peer || $0.to != transport.selfID }) {
                 refuse(context: context, "message from \(stray.from) to \(stray.to) on node \(peer)'s connection")
                 return
             }
             transport.deliver(messages)
+        case (.established(_, let version), .probe(let sequence)) where version >= PeerWire.probeVersion:
+            context.writeAndFlush(wrapOutboundOut(.probeAnswer(sequence)), promise: nil)
         case (_, .refusal(let reason)):
             transport.logger.warning("peer connection from \(remote) closed by the other side: \(reason)")
             state = .closing
             context.close(promise: nil)
         case (.closing, _):
             return
-        case (.awaitingHandshake, .messages):
+        case (.awaitingHandshake, .messages), (.awaitingHandshake, .probe), (.awaitingHandshake, .probeAnswer):
             refuse(context: context, "expected a handshake first")
         case (.established, .handshake):
             refuse(context: context, "a second handshake on one connection")
+        case (.established, .probe):
+            refuse(context: context, "a probe on a protocol version 1 connection")
+        case (.established, .probeAnswer):
+            refuse(context: context, "a probe answer on a connection this node did not dial")
+        }
+    }
+
+    /// Closes the connection if the dialing side sends nothing, not even a probe, for
+    /// `peer-stall-timeout-ms`: it is gone or stuck, and its next connection replaces this one.
+    private func watchForSilence(context: ChannelHandlerContext, peer: NodeID) {
+        let interval = TimeAmount.milliseconds(Int64(transport.settings.heartbeatMillis))
+        let limit = TimeAmount.milliseconds(Int64(transport.settings.peerStallTimeoutMillis))
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let channel = context.channel
+        silenceWatch = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { task in
+            let silence = NIODeadline.now() - handler.value.lastReceived
+            guard silence >= limit else { return }
+            task.cancel()
+            handler.value.transport.logger.warning(
+                "peer \(peer): nothing received for \(silence.nanoseconds / 1_000_000) ms on its connection from \(handler.value.remote); closing it")
+            channel.close(promise: nil)
         }
     }
 
@@ -153,7 +193,10 @@ final class PeerInboundHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        silenceWatch?.cancel()
+        silenceWatch = nil
         if case .awaitingHandshake(let timer) = state { timer?.cancel() }
+        if let peer = establishedPeer { transport.inboundEnded(from: peer, context.channel) }
         state = .closing
         context.fireChannelInactive()
     }

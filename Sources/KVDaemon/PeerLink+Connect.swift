@@ -20,6 +20,7 @@ extension PeerLink {
         ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(PeerSocket.userTimeout, value: PeerSocket.userTimeoutValue(settings))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
@@ -40,26 +41,32 @@ extension PeerLink {
                     if stopped { channel.close(promise: nil) }
                 case .failure(let error):
                     self.problem("cannot connect to \(self.peer.peer): \(error)")
+                    // Nobody listens there: the peer's process is gone (or not started yet).
+                    if PeerSocket.isRefusal(error) { self.onUnreachable(self.peer.id) }
                     self.attemptEnded(attempt)
                 }
             }
     }
 
-    /// The peer answered the handshake correctly: the connection is ready for messages.
-    func established(_ channel: any Channel, attempt: Int) {
+    /// The peer answered the handshake correctly: the connection is ready for messages. From
+    /// protocol version 2 on, it is probed (see `PeerProbes`).
+    func established(_ channel: any Channel, attempt: Int, version: UInt8) {
+        let probing = version >= PeerWire.probeVersion
         let accepted = state.withLock { state -> Bool in
             guard state.attempt == attempt, !state.stopped else { return false }
             state.channel = channel
             state.pendingChannel = nil
             state.failures = 0
             state.lastProblem = nil
+            state.probes = probing ? PeerProbes() : nil
             return true
         }
         guard accepted else {
             channel.close(promise: nil)
             return
         }
-        logger.info("connected to peer \(peer.id) at \(peer.peer)")
+        logger.info("connected to peer \(peer.id) at \(peer.peer) (protocol version \(version))")
+        if probing { startProbing(channel) }
         scheduleDrain()
     }
 
@@ -73,6 +80,9 @@ extension PeerLink {
             let wasConnected = state.channel != nil
             state.channel = nil
             state.pendingChannel = nil
+            state.probes = nil
+            state.probeTimer?.cancel()
+            state.probeTimer = nil
             state.failures += 1
             let delay = Self.backoffMillis(
                 failures: state.failures, minMillis: settings.peerReconnectMinMillis,
@@ -80,7 +90,22 @@ extension PeerLink {
             state.reconnect = eventLoop.scheduleTask(in: .milliseconds(Int64(delay))) { self.connect() }
             return wasConnected
         }
-        if wasConnected { logger.info("lost connection to peer \(peer.id) at \(peer.peer); reconnecting") }
+        if wasConnected {
+            logger.info("lost connection to peer \(peer.id) at \(peer.peer); reconnecting")
+            onUnreachable(peer.id)
+        }
+    }
+
+    /// The peer just dialed us, so the network between us works: if this link is waiting out a
+    /// back-off, dial now instead.
+    func redialIfWaiting() {
+        let waiting = state.withLock { state -> Bool in
+            guard !state.stopped, let reconnect = state.reconnect else { return false }
+            reconnect.cancel()
+            state.reconnect = nil
+            return true
+        }
+        if waiting { connect() }
     }
 
     /// The delay before reconnection attempt number `failures` (1 for the first retry).
@@ -116,6 +141,8 @@ extension PeerLink {
             state.stopped = true
             state.reconnect?.cancel()
             state.reconnect = nil
+            state.probeTimer?.cancel()
+            state.probeTimer = nil
             state.queue.removeAll()
             state.queuedBytes = 0
             defer {
@@ -134,8 +161,17 @@ public struct PeerLinkCounters: Hashable, Sendable {
     public var messagesSent = 0
     /// Frames written (each carries one or more messages).
     public var framesSent = 0
-    /// Messages dropped because the queue was full (oldest first).
+    /// Messages dropped because the queue was full while connected (oldest first).
     public var messagesDropped = 0
+    /// Messages dropped because the queue was full while the peer could not be reached.
+    public var messagesDroppedDisconnected = 0
+    /// Messages dropped because they waited longer than `peer-stall-timeout-ms`.
+    public var messagesExpired = 0
+    /// Connections closed because their probes went unanswered for `peer-stall-timeout-ms`.
+    public var stalls = 0
+    /// Probes sent, and answers received.
+    public var probesSent = 0
+    public var probesAnswered = 0
     /// Messages dropped because they could not fit in one frame.
     public var messagesOversized = 0
     /// Connection attempts, the first included.
@@ -148,6 +184,7 @@ public struct PeerLinkCounters: Hashable, Sendable {
     public var queuedMessages = 0
     /// Bytes waiting in the queue now.
     public var queuedBytes = 0
-    /// Whether the connection is up (handshake done) now.
+    /// Whether the connection is up (handshake done) and delivering: no probe has waited for an
+    /// answer longer than half of `peer-stall-timeout-ms`.
     public var connected = false
 }

@@ -15,6 +15,12 @@ import Synchronization
 /// loss — a leader resends whatever a follower lacks once it hears back — and the newest messages
 /// carry the newest term, commit index and log position, which are the ones worth delivering to
 /// a peer that comes back. Keeping the oldest instead would deliver stale heartbeats first.
+/// Messages that waited longer than `peer-stall-timeout-ms` are dropped when they reach the front
+/// (expired), so a link that comes back after a partition sends fresh messages first.
+///
+/// Liveness (see `PeerProbes`): on a version-2 connection the link probes every `heartbeat-ms`;
+/// a connection whose oldest unanswered probe is older than `peer-stall-timeout-ms` is closed and
+/// redialed. `counters.connected` is true only while probes are being answered.
 final class PeerLink: Sendable {
     let peer: ClusterNode
     let selfID: NodeID
@@ -23,12 +29,21 @@ final class PeerLink: Sendable {
     let eventLoop: any EventLoop
     let logger: Logger
     let state: Mutex<State>
+    /// Called (on the event loop) with the evidence that the peer cannot be reached: its
+    /// connection ended, was refused, or stalled.
+    let onUnreachable: @Sendable (NodeID) -> Void
 
     /// Frames written per drain before yielding the event loop to other connections.
     static let framesPerDrainMax = 16
 
+    /// An encoded message waiting to be sent, with the time it was queued (for expiry).
+    struct Queued {
+        var bytes: ByteBuffer
+        var queuedAt: NIODeadline
+    }
+
     struct State {
-        var queue = CircularBuffer<ByteBuffer>()
+        var queue = CircularBuffer<Queued>()
         var queuedBytes = 0
         /// The connection, once its handshake succeeded.
         var channel: (any Channel)?
@@ -43,11 +58,15 @@ final class PeerLink: Sendable {
         /// The last problem logged at warning level: repeats are logged at debug level only, so a
         /// peer that stays down does not flood the log at every retry.
         var lastProblem: String?
+        /// The probes of the current connection, if it speaks a version with probes.
+        var probes: PeerProbes?
+        var probeTimer: RepeatedTask?
         var counters = PeerLinkCounters()
     }
 
     init(peer: ClusterNode, selfID: NodeID, clusterID: String, settings: ClusterSettings, eventLoop: any EventLoop,
-         logger: Logger) {
+         logger: Logger, onUnreachable: @escaping @Sendable (NodeID) -> Void = { _ in }) {
+        self.onUnreachable = onUnreachable
         self.peer = peer
         self.selfID = selfID
         self.clusterID = clusterID
@@ -60,34 +79,46 @@ final class PeerLink: Sendable {
     }
 
     var counters: PeerLinkCounters {
-        state.withLock { state in
+        let now = NIODeadline.now()
+        let lagging = TimeAmount.milliseconds(Int64(settings.peerStallTimeoutMillis / 2))
+        return state.withLock { state in
             var counters = state.counters
             counters.queuedMessages = state.queue.count
             counters.queuedBytes = state.queuedBytes
-            counters.connected = state.channel != nil
+            // Connected means delivering: up, and no probe waiting for half the stall timeout.
+            let waited = state.probes?.oldestUnansweredAge(at: now) ?? .zero
+            counters.connected = state.channel != nil && waited < lagging
             return counters
         }
     }
+
+    /// How long a queued message may wait before it is dropped as stale.
+    var expiry: TimeAmount { .milliseconds(Int64(settings.peerStallTimeoutMillis)) }
 
     /// Queues encoded messages for this peer, dropping the oldest beyond the limits, and makes
     /// sure a drain is scheduled if the connection is up. Never blocks on I/O.
     func enqueue(_ messages: [ByteBuffer]) {
         let frameRoom = settings.peerFrameBytesMax - PeerWire.messagesFrameHeaderBytes
         var oversized = 0
+        let now = NIODeadline.now()
         let drain = state.withLock { state -> Bool in
             for message in messages {
                 guard message.readableBytes <= frameRoom else {
                     oversized += 1
                     continue
                 }
-                state.queue.append(message)
+                state.queue.append(Queued(bytes: message, queuedAt: now))
                 state.queuedBytes += message.readableBytes
             }
             state.counters.messagesOversized += oversized
             while state.queue.count > settings.peerQueueMessagesMax || state.queuedBytes > settings.peerQueueBytesMax {
                 let dropped = state.queue.removeFirst()
-                state.queuedBytes -= dropped.readableBytes
-                state.counters.messagesDropped += 1
+                state.queuedBytes -= dropped.bytes.readableBytes
+                if state.channel == nil {
+                    state.counters.messagesDroppedDisconnected += 1
+                } else {
+                    state.counters.messagesDropped += 1
+                }
             }
             return Self.claimDrain(&state)
         }
@@ -115,18 +146,24 @@ final class PeerLink: Sendable {
     /// peer's backlog stays in the bounded queue where the drop policy applies.
     private func drain() {
         let frameRoom = settings.peerFrameBytesMax - PeerWire.messagesFrameHeaderBytes
+        let staleBefore = NIODeadline.now() - expiry
         var written: (any Channel)?
         for _ in 0..<Self.framesPerDrainMax {
             let batch = state.withLock { state -> (any Channel, [ByteBuffer])? in
+                while let first = state.queue.first, first.queuedAt < staleBefore {
+                    state.queue.removeFirst()
+                    state.queuedBytes -= first.bytes.readableBytes
+                    state.counters.messagesExpired += 1
+                }
                 guard let channel = state.channel, channel.isWritable, !state.queue.isEmpty else {
                     state.draining = false
                     return nil
                 }
                 var taken: [ByteBuffer] = []
                 var bytes = 0
-                while let first = state.queue.first, taken.isEmpty || bytes + first.readableBytes <= frameRoom {
-                    taken.append(state.queue.removeFirst())
-                    bytes += first.readableBytes
+                while let first = state.queue.first, taken.isEmpty || bytes + first.bytes.readableBytes <= frameRoom {
+                    taken.append(state.queue.removeFirst().bytes)
+                    bytes += first.bytes.readableBytes
                 }
                 state.queuedBytes -= bytes
                 state.counters.messagesSent += taken.count

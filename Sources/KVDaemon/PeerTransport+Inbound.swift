@@ -21,7 +21,7 @@ extension PeerTransport {
 
     /// Hands one received batch to the Raft loop.
     func deliver(_ messages: [Message]) {
-        let result = continuation.yield(messages)
+        let result = continuation.yield(.messages(messages))
         state.withLock { state in
             state.counters.messagesReceived += messages.count
             state.counters.framesReceived += 1
@@ -46,6 +46,38 @@ extension PeerTransport {
             }
             state.connections[ObjectIdentifier(channel)] = channel
             return true
+        }
+    }
+
+    /// `peer`'s connection to us passed its handshake. It replaces any older one from that node
+    /// (the dialing side keeps one connection at a time, so an older one is dead even if no FIN
+    /// reached us), and since the network between us evidently works, our own link to `peer`
+    /// redials at once if it was waiting out a back-off.
+    func inboundEstablished(from peer: NodeID, _ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        let older = state.withLock { state -> [any Channel] in
+            let older = (state.established[peer] ?? [:]).filter { $0.key != id }
+            state.replaced.formUnion(older.keys)
+            state.established[peer] = [id: channel]
+            return Array(older.values)
+        }
+        for channel in older { channel.close(promise: nil) }
+        links[peer]?.redialIfWaiting()
+    }
+
+    /// `peer`'s connection to us closed. Unless a newer connection replaced it, that is evidence
+    /// the peer is gone (a killed process's kernel closes its sockets at once).
+    func inboundEnded(from peer: NodeID, _ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        let report = state.withLock { state -> Bool in
+            state.established[peer]?.removeValue(forKey: id)
+            let wasReplaced = state.replaced.remove(id) != nil
+            let others = !(state.established[peer]?.isEmpty ?? true)
+            return !wasReplaced && !others && !state.stopped
+        }
+        if report {
+            logger.info("peer \(peer)'s connection to this node ended")
+            continuation.yield(.unreachable(peer))
         }
     }
 
@@ -76,13 +108,22 @@ final class ConnectionTracker: ChannelInboundHandler {
     }
 }
 
+/// What the transport hands to the Raft loop.
+public enum PeerInbound: Sendable {
+    /// One received frame's messages.
+    case messages([Message])
+    /// Evidence that this node cannot reach the peer now (see `PeerTransport`).
+    case unreachable(NodeID)
+}
+
 /// What the transport has done so far, for metrics and tests.
 public struct PeerTransportCounters: Hashable, Sendable {
     /// Messages written to peers.
     public var messagesSent = 0
     /// Frames written to peers.
     public var framesSent = 0
-    /// Messages dropped by full send queues or for not fitting in a frame.
+    /// Messages dropped by full send queues, for expiring, or for not fitting in a frame (each
+    /// link's counters say which).
     public var messagesDropped = 0
     /// Messages addressed to nodes that are not configured.
     public var messagesUnroutable = 0

@@ -19,6 +19,10 @@ import Synchronization
 ///   oldest messages when full (see `PeerLink` for why oldest).
 /// - `send` never blocks: it encodes, queues and returns; queued messages go out batched, many
 ///   per frame and many frames per flush.
+/// - Evidence that a peer cannot be reached is yielded on `inbound` too, in order with its
+///   messages: its connection to us ended (and no newer one replaced it), or our connection to it
+///   was refused, lost or stalled (see `PeerLink`). The Raft loop hands it to
+///   `RaftNode.peerUnreachable`, which starts a fast failover if that peer was the leader.
 ///
 /// Lifecycle: `start` binds the listener (a port in use is a `PeerTransportError` naming the
 /// address) and starts dialing; as a `Service`, `run` waits for graceful shutdown and then calls
@@ -32,14 +36,15 @@ public final class PeerTransport: Service, Sendable {
     let settings: ClusterSettings
     let logger: Logger
     private let group: any EventLoopGroup
-    private let links: [NodeID: PeerLink]
-    let continuation: AsyncStream<[Message]>.Continuation
+    let links: [NodeID: PeerLink]
+    let continuation: AsyncStream<PeerInbound>.Continuation
     let state = Mutex(ListenerState())
 
     /// Batches of messages from other nodes, one batch per received frame, in arrival order per
-    /// peer. Buffers at most `peer-queue-messages-max` batches: if the consumer lags further the
-    /// oldest batches are dropped (counted in `inboundBatchesDropped`), which Raft tolerates.
-    public let inbound: AsyncStream<[Message]>
+    /// peer, and reports of unreachable peers. Buffers at most `peer-queue-messages-max` items:
+    /// if the consumer lags further the oldest are dropped (counted in `inboundBatchesDropped`),
+    /// which Raft tolerates.
+    public let inbound: AsyncStream<PeerInbound>
 
     /// Most simultaneous inbound connections per other node; a node has one at a time normally,
     /// more only briefly while a dead connection is noticed. Beyond it, connections are refused.
@@ -48,6 +53,10 @@ public final class PeerTransport: Service, Sendable {
     struct ListenerState {
         var server: (any Channel)?
         var connections: [ObjectIdentifier: any Channel] = [:]
+        /// Inbound connections whose handshake succeeded, by the node that dialed them.
+        var established: [NodeID: [ObjectIdentifier: any Channel]] = [:]
+        /// Inbound connections closed because a newer one from the same node replaced them.
+        var replaced: Set<ObjectIdentifier> = []
         var stopped = false
         var counters = PeerTransportCounters()
     }
@@ -63,12 +72,13 @@ public final class PeerTransport: Service, Sendable {
         self.group = group
         self.logger = logger
         (inbound, continuation) = AsyncStream.makeStream(
-            of: [Message].self, bufferingPolicy: .bufferingNewest(config.settings.peerQueueMessagesMax))
+            of: PeerInbound.self, bufferingPolicy: .bufferingNewest(config.settings.peerQueueMessagesMax))
+        let events = continuation
         var links: [NodeID: PeerLink] = [:]
         for node in config.nodes where node.id != selfID {
             links[node.id] = PeerLink(
                 peer: node, selfID: selfID, clusterID: config.clusterID, settings: config.settings,
-                eventLoop: group.next(), logger: logger)
+                eventLoop: group.next(), logger: logger, onUnreachable: { events.yield(.unreachable($0)) })
         }
         self.links = links
     }
@@ -91,6 +101,7 @@ public final class PeerTransport: Service, Sendable {
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(PeerSocket.userTimeout, value: PeerSocket.userTimeoutValue(settings))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
@@ -153,7 +164,8 @@ public final class PeerTransport: Service, Sendable {
             counters.peers[id] = peer
             counters.messagesSent += peer.messagesSent
             counters.framesSent += peer.framesSent
-            counters.messagesDropped += peer.messagesDropped + peer.messagesOversized
+            counters.messagesDropped += peer.messagesDropped + peer.messagesDroppedDisconnected + peer.messagesOversized
+                + peer.messagesExpired
             counters.reconnects += max(0, peer.connectAttempts - 1)
             counters.connectedPeers += peer.connected ? 1 : 0
         }
@@ -174,6 +186,7 @@ public final class PeerTransport: Service, Sendable {
             defer {
                 state.server = nil
                 state.connections = [:]
+                state.established = [:]
             }
             return [state.server].compactMap { $0 } + Array(state.connections.values)
         }

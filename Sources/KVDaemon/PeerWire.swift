@@ -7,7 +7,7 @@ public import RaftCore
 /// Every integer is little-endian. A frame is
 /// ```
 /// u32 length       bytes that follow (type byte + payload), 1...peer-frame-bytes-max
-/// u8  type         1 handshake, 2 messages, 3 refusal
+/// u8  type         1 handshake, 2 messages, 3 refusal, 4 probe, 5 probe answer
 /// ... payload
 /// ```
 /// - **handshake** (first frame in each direction): magic `KVDP`, u8 protocol version, cluster id
@@ -19,6 +19,18 @@ public import RaftCore
 ///   Many messages share one frame and one write (batching); a node sends Raft messages only on
 ///   connections it dialed, so each direction of a node pair has its own TCP connection.
 /// - **refusal**: a UTF-8 reason, sent just before closing so the other side can log why.
+/// - **probe** (version 2, dialing side only): a u64 sequence number. The listening side answers
+///   each with a **probe answer** carrying the same number, on the same connection. A probe
+///   travels behind every byte written before it, so its answer proves that those bytes arrived
+///   and that the peer's process is running: a connection whose probes go unanswered for
+///   `peer-stall-timeout-ms` is stuck (in the kernel's retransmission back-off after a partition,
+///   or its peer is paused) and is closed and redialed.
+///
+/// Versions: the dialing node sends the highest version it speaks; the listening node answers
+/// with the lower of that and its own, and that version holds on the connection. Version 1 has no
+/// probes. A version-1 node refuses a version-2 handshake, so during a rolling upgrade the
+/// upgraded nodes cannot dial the old ones until those are upgraded too (the old ones can still
+/// dial them): upgrade one node at a time and wait for it to catch up before the next.
 ///
 /// Decoding never traps: a length outside the limit, an unknown type, a truncated or malformed
 /// payload gives a `PeerWireError` and the connection is dropped.
@@ -26,8 +38,12 @@ public enum PeerWire {
     /// The four bytes that open every handshake, so a stray client (or an HTTP probe) hitting the
     /// peer port is recognised at once.
     public static let magic: [UInt8] = Array("KVDP".utf8)
-    /// The protocol version this kvd speaks. A different version in a handshake is refused.
-    public static let version: UInt8 = 1
+    /// The newest protocol version this kvd speaks.
+    public static let version: UInt8 = 2
+    /// Every version this kvd accepts in a handshake; others are refused.
+    public static let supportedVersions: ClosedRange<UInt8> = 1...2
+    /// The first version with probes.
+    public static let probeVersion: UInt8 = 2
     /// Bytes before the payload: the u32 length and the type byte.
     public static let frameHeaderBytes = 5
     /// Bytes of a messages frame before its first message: header plus the u32 count.
@@ -40,6 +56,8 @@ public enum PeerWire {
         case handshake = 1
         case messages = 2
         case refusal = 3
+        case probe = 4
+        case probeAnswer = 5
     }
 }
 
@@ -68,6 +86,8 @@ public enum PeerFrame: Hashable, Sendable {
     case handshake(PeerHandshake)
     case messages([Message])
     case refusal(String)
+    case probe(UInt64)
+    case probeAnswer(UInt64)
 }
 
 /// A frame to send. Messages are encoded before they are queued (so the queue's byte bound is
@@ -77,6 +97,8 @@ public enum PeerOutboundFrame: Sendable {
     /// `count` messages, each encoded with `PeerWire.encode(_:into:)`, concatenated in `bytes`.
     case messages(count: Int, bytes: ByteBuffer)
     case refusal(String)
+    case probe(UInt64)
+    case probeAnswer(UInt64)
 }
 
 /// Peer bytes that do not form a valid frame. The connection they came on is dropped.
@@ -101,7 +123,7 @@ public enum PeerWireError: Error, Hashable, Sendable, CustomStringConvertible {
         case .malformed(let reason): return "malformed peer frame: \(reason)"
         case .badMagic: return "not a kvd peer (bad handshake magic)"
         case .unsupportedVersion(let version):
-            return "peer speaks protocol version \(version), this kvd speaks \(PeerWire.version)"
+            return "peer speaks protocol version \(version), this kvd speaks \(PeerWire.supportedVersions.lowerBound)...\(PeerWire.version)"
         case .truncatedFrame(let bytes): return "connection closed inside a peer frame (\(bytes) bytes pending)"
         }
     }
@@ -129,6 +151,12 @@ extension PeerWire {
         case .refusal(let reason):
             buffer.writeInteger(FrameType.refusal.rawValue)
             buffer.writeBytes(Array(reason.utf8.prefix(1024)))
+        case .probe(let sequence):
+            buffer.writeInteger(FrameType.probe.rawValue)
+            buffer.writeInteger(sequence, endianness: .little)
+        case .probeAnswer(let sequence):
+            buffer.writeInteger(FrameType.probeAnswer.rawValue)
+            buffer.writeInteger(sequence, endianness: .little)
         }
         let length = buffer.writerIndex - lengthIndex - 4
         buffer.setInteger(UInt32(truncatingIfNeeded: length), at: lengthIndex, endianness: .little)
@@ -156,6 +184,10 @@ extension PeerWire {
                 return .messages(messages)
             case .refusal:
                 return .refusal(String(decoding: payload, as: UTF8.self))
+            case .probe, .probeAnswer:
+                let sequence = try reader.readUInt64()
+                try reader.finish()
+                return known == .probe ? .probe(sequence) : .probeAnswer(sequence)
             }
         } catch let error as PeerWireError {
             throw error
@@ -171,7 +203,7 @@ extension PeerWire {
         for _ in 0..<magic.count { found.append(try reader.readByte()) }
         guard found == magic else { throw PeerWireError.badMagic }
         let version = try reader.readByte()
-        guard version == PeerWire.version else { throw PeerWireError.unsupportedVersion(version) }
+        guard supportedVersions.contains(version) else { throw PeerWireError.unsupportedVersion(version) }
         let cluster = try reader.readBytes()
         guard cluster.count <= clusterIDBytesMax, let clusterID = String(validating: cluster, as: UTF8.self) else {
             throw PeerWireError.malformed("handshake cluster id is not short UTF-8 text")

@@ -205,6 +205,7 @@ public final class RaftDriver {
             case .peerMessages(let messages): rejected += step(messages)
             case .command(let command, let localReads, let responder): start(command, localReads: localReads, reply: responder)
             case .handOver(let done): done(startHandOver())
+            case .peerUnreachable(let peer): onPeerUnreachable(peer)
             }
         }
         try processReady()
@@ -225,7 +226,7 @@ public final class RaftDriver {
             case .tick: ticks += 1
             case .peerMessages: peerBatches += 1
             case .command: commands += 1
-            case .handOver: break
+            case .handOver, .peerUnreachable: break
             }
         }
         logger.warning(
@@ -280,6 +281,18 @@ public final class RaftDriver {
         proposeLeaseMaintenance(now: now)
         expireDeadlines(now: now)
         dropIdleTransfers(now: now)
+    }
+
+    /// The transport saw `peer` go away. If it led this node, the node forgets it and campaigns
+    /// at its place in the stagger instead of after an election timeout (`RaftNode.peerUnreachable`).
+    func onPeerUnreachable(_ peer: NodeID) {
+        let before = node.status
+        node.peerUnreachable(peer)
+        guard before.leaderID == peer, node.status.leaderID == nil else { return }
+        metrics.leaderLost.increment()
+        logger.info(
+            "leader unreachable; starting a pre-vote round early",
+            metadata: ["leader": "\(peer)", "term": "\(before.currentTerm)", "role": "\(node.status.role)"])
     }
 
     func step(_ messages: [Message]) -> [StepError] {

@@ -8,6 +8,8 @@ import Synchronization
 public enum LoopInput: Sendable {
     case tick
     case peerMessages([Message])
+    /// The transport's evidence that a peer cannot be reached (`RaftNode.peerUnreachable`).
+    case peerUnreachable(NodeID)
     case command(ClientCommand, localReads: Bool, Responder)
     /// Graceful stop: a leader hands leadership over; `done` learns whether it started to.
     case handOver(done: @Sendable (Bool) -> Void)
@@ -80,7 +82,7 @@ final class LoopMailbox: Sendable {
             case .command:
                 if queue.commands >= limits.commandsMax { return .refused }
                 queue.commands += 1
-            case .handOver:
+            case .handOver, .peerUnreachable:
                 break
             }
             queue.inputs.append(input)
@@ -144,6 +146,14 @@ public struct RaftLoopHandle: Sendable {
     /// Hands peer messages to the loop.
     public func deliver(_ messages: [Message]) {
         mailbox.post(.peerMessages(messages))
+    }
+
+    /// Hands what the peer transport received to the loop, in order.
+    public func deliver(_ inbound: PeerInbound) {
+        switch inbound {
+        case .messages(let messages): mailbox.post(.peerMessages(messages))
+        case .unreachable(let peer): mailbox.post(.peerUnreachable(peer))
+        }
     }
 }
 

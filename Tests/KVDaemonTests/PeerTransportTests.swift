@@ -44,6 +44,7 @@ let quietLogger = Logger(label: "kvd-test", factory: { _ in SwiftLogNoOpLogHandl
 final class Inbox: Sendable {
     private final class Box: Sendable {
         let messages = Mutex<[Message]>([])
+        let unreachable = Mutex<[NodeID]>([])
     }
 
     private let box = Box()
@@ -52,26 +53,41 @@ final class Inbox: Sendable {
     init(_ transport: PeerTransport) {
         let box = box
         task = Task {
-            for await batch in transport.inbound { box.messages.withLock { $0.append(contentsOf: batch) } }
+            for await inbound in transport.inbound {
+                switch inbound {
+                case .messages(let batch): box.messages.withLock { $0.append(contentsOf: batch) }
+                case .unreachable(let peer): box.unreachable.withLock { $0.append(peer) }
+                }
+            }
         }
     }
 
     var messages: [Message] { box.messages.withLock { $0 } }
+    /// Peers reported unreachable, in order.
+    var unreachable: [NodeID] { box.unreachable.withLock { $0 } }
 
     deinit { task.cancel() }
 }
 
 /// A fake peer that completes the handshake and then never reads again, like a node that is
-/// stuck (or a network that stopped draining): the sender's socket buffers fill up.
+/// stuck (or a network that stopped draining): the sender's socket buffers fill up. It answers
+/// in `version`: 1 (no probes, so only the bounded queue reacts) or 2 (probes go unanswered, so
+/// the sender notices the stall).
 final class StalledPeer: ChannelInboundHandler {
     typealias InboundIn = PeerFrame
     typealias OutboundOut = PeerOutboundFrame
 
     let clusterID: String
+    let version: UInt8
 
-    init(clusterID: String) { self.clusterID = clusterID }
+    init(clusterID: String, version: UInt8) {
+        self.clusterID = clusterID
+        self.version = version
+    }
 
-    static func start(config: ClusterConfig, port: Int, group: any EventLoopGroup) async throws -> any Channel {
+    static func start(config: ClusterConfig, port: Int, group: any EventLoopGroup, version: UInt8 = 1) async throws
+        -> any Channel
+    {
         let clusterID = config.clusterID
         let frameBytesMax = config.settings.peerFrameBytesMax
         return try await ServerBootstrap(group: group)
@@ -82,7 +98,7 @@ final class StalledPeer: ChannelInboundHandler {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(ByteToMessageHandler(PeerFrameDecoder(frameBytesMax: frameBytesMax)))
                     try sync.addHandler(MessageToByteHandler(PeerFrameEncoder()))
-                    try sync.addHandler(StalledPeer(clusterID: clusterID))
+                    try sync.addHandler(StalledPeer(clusterID: clusterID, version: version))
                 }
             }
             .bind(host: "127.0.0.1", port: port).get()
@@ -90,7 +106,7 @@ final class StalledPeer: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .handshake(let handshake) = unwrapInboundIn(data) else { return }
-        let answer = PeerHandshake(clusterID: clusterID, sender: handshake.receiver, receiver: handshake.sender)
+        let answer = PeerHandshake(clusterID: clusterID, sender: handshake.receiver, receiver: handshake.sender, version: version)
         context.writeAndFlush(wrapOutboundOut(.handshake(answer)), promise: nil)
         context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
     }
@@ -211,13 +227,14 @@ func vote(from: NodeID, to: NodeID, term: UInt64) -> Message {
             peer-frame-bytes-max 200000
             peer-queue-bytes-max 500000
             peer-reconnect-max-ms 50
+            peer-stall-timeout-ms 600000
             """
         let config = try loopbackConfig(ids: [1, 2, 3], peerPorts: freePorts(3), extra: extra)
         let node1 = try await PeerTransport.start(config: config, selfID: 1, group: group, logger: quietLogger)
         for term in 1...5000 { node1.send([vote(from: 1, to: 2, term: UInt64(term))]) }
         var link = try #require(node1.counters().peers[2])
         #expect(link.queuedMessages == 100)
-        #expect(link.messagesDropped == 4900)
+        #expect(link.messagesDroppedDisconnected == 4900)
         #expect(link.messagesSent == 0)
         // When node 2 comes up it gets the newest 100: the oldest were the ones dropped.
         let node2 = try await PeerTransport.start(config: config, selfID: 2, group: group, logger: quietLogger)
@@ -232,7 +249,7 @@ func vote(from: NodeID, to: NodeID, term: UInt64) -> Message {
         link = try #require(node1.counters().peers[3])
         #expect(link.queuedBytes <= 500_000)
         #expect(link.queuedMessages == 4)
-        #expect(link.messagesDropped == 46)
+        #expect(link.messagesDroppedDisconnected == 46)
         await node1.shutdown()
         await node2.shutdown()
     }

@@ -150,7 +150,7 @@ func messagesFrame(_ messages: [Message]) -> ByteBuffer {
         bytes += [UInt8](repeating: 0, count: 24)
         #expect(throws: PeerWireError.unsupportedVersion(9)) { try PeerWire.decodeFrame(type: 1, payload: bytes) }
         #expect(throws: PeerWireError.unknownFrameType(77)) { try PeerWire.decodeFrame(type: 77, payload: []) }
-        #expect(PeerWireError.unsupportedVersion(9).description == "peer speaks protocol version 9, this kvd speaks 1")
+        #expect(PeerWireError.unsupportedVersion(9).description == "peer speaks protocol version 9, this kvd speaks 1...2")
     }
 
     @Test("a message count or entry count larger than the bytes can hold is refused before allocating")

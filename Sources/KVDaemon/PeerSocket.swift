@@ -1,0 +1,30 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NIOCore
+import NIOPosix
+
+/// Socket-level details of peer connections.
+enum PeerSocket {
+    /// `TCP_USER_TIMEOUT` (Linux, RFC 5482): the kernel aborts a connection whose sent data stays
+    /// unacknowledged this long, instead of retransmitting into a back-off of minutes. Set to
+    /// `peer-stall-timeout-ms`, behind the probes that catch the same and more (a paused peer
+    /// whose kernel still acknowledges).
+    static let userTimeout = ChannelOptions.Types.SocketOption(
+        level: NIOBSDSocket.OptionLevel(rawValue: CInt(IPPROTO_TCP)),
+        name: NIOBSDSocket.Option(rawValue: CInt(TCP_USER_TIMEOUT)))
+
+    static func userTimeoutValue(_ settings: ClusterSettings) -> SocketOptionValue {
+        SocketOptionValue(settings.peerStallTimeoutMillis)
+    }
+
+    /// Whether a failed connect means nobody listens at the address (`ECONNREFUSED`).
+    static func isRefusal(_ error: any Error) -> Bool {
+        if let error = error as? IOError { return error.errnoCode == ECONNREFUSED }
+        if let error = error as? NIOConnectionError {
+            return !error.connectionErrors.isEmpty
+                && error.connectionErrors.allSatisfy { isRefusal($0.error) }
+        }
+        return false
+    }
+}
