@@ -74,6 +74,16 @@ let package = Package(
             dependencies: ["KVDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strictSettings
         ),
+        // The real-process network fault harness: kvd nodes in network namespaces, partitions by
+        // firewall rules, kill -9 and SIGSTOP, workloads checked for linearizability (docs/FAULTS.md).
+        .executableTarget(
+            name: "kvd-faults",
+            dependencies: [
+                "KVProtocol", "Linearizability",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "kvctl",
             dependencies: ["KVProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -1,0 +1,155 @@
+/// The faults the harness injects. Each is applied, lasts a while, then healed; a new kind is a
+/// new case here, its `apply` and, if it needs a new way back, a new `Healing`.
+///
+/// Network faults are drop rules between node addresses (see `Firewall`); process faults are
+/// signals to one kvd. "Leader" targets the node that leads at that moment (a random node if
+/// none does).
+enum FaultKind: String, CaseIterable, Sendable, Codable {
+    /// A random minority of nodes is cut off from the majority.
+    case majorityMinority = "majority-minority"
+    /// The leader is cut off from every other node.
+    case isolateLeader = "isolate-leader"
+    /// One node sees both halves of the rest; the halves do not see each other.
+    case bridge
+    /// The leader's packets to the other nodes are dropped; theirs still reach it.
+    case oneWayLeaderOut = "one-way-leader-out"
+    /// `kill -9` of the leader, restarted at heal.
+    case killLeader = "kill-leader"
+    /// `kill -9` of a random node, restarted at heal.
+    case killRandom = "kill-random"
+    /// `SIGSTOP` of the leader, `SIGCONT` at heal.
+    case pauseLeader = "pause-leader"
+    /// `SIGSTOP` of a random node, `SIGCONT` at heal.
+    case pauseRandom = "pause-random"
+}
+
+/// How an applied fault is undone.
+enum Healing: Sendable {
+    /// Remove every drop rule from every node.
+    case flushFirewalls
+    /// Start a killed node again.
+    case restart(node: Int)
+    /// `SIGCONT` a stopped node.
+    case resume(node: Int)
+}
+
+/// A fault in effect.
+struct AppliedFault: Sendable {
+    var kind: FaultKind
+    /// What was done, e.g. `cut {1,2} from {3,4,5}`.
+    var detail: String
+    var healing: Healing
+}
+
+/// What applying and healing faults needs.
+struct FaultContext: Sendable {
+    let cluster: Cluster
+    let probe: ClusterProbe
+    let firewall: Firewall
+    var topology: Topology { cluster.topology }
+
+    /// Drops all traffic, both ways, between each pair of nodes in `pairs`.
+    func cut(_ pairs: [(Int, Int)]) async throws(HarnessError) {
+        var rules: [Int: [Firewall.Rule]] = [:]
+        for (a, b) in pairs {
+            rules[a, default: []] += [.init(peerAddress: topology.address(b), direction: .fromPeer),
+                                      .init(peerAddress: topology.address(b), direction: .toPeer)]
+            rules[b, default: []] += [.init(peerAddress: topology.address(a), direction: .fromPeer),
+                                      .init(peerAddress: topology.address(a), direction: .toPeer)]
+        }
+        try await install(rules)
+    }
+
+    /// Installs per-node rules, one firewall run per node.
+    func install(_ rules: [Int: [Firewall.Rule]]) async throws(HarnessError) {
+        let topology = topology
+        let firewall = firewall
+        try await offload { () throws(HarnessError) in
+            for (node, nodeRules) in rules.sorted(by: { $0.key < $1.key }) {
+                try firewall.drop(namespace: topology.namespace(node), nodeRules)
+            }
+        }
+    }
+
+    /// Removes every drop rule of every node.
+    func flushAll() async throws(HarnessError) {
+        let topology = topology
+        let firewall = firewall
+        try await offload { () throws(HarnessError) in
+            for node in topology.nodes { try firewall.heal(namespace: topology.namespace(node)) }
+        }
+    }
+
+    /// The current leader, or a random node when none is known; says which in `how`.
+    func leaderOrRandom(_ generator: inout SeededGenerator) async -> (node: Int, how: String) {
+        if let leader = await probe.currentLeader() { return (leader.node, "leader \(leader.node)") }
+        let node = Int.random(in: topology.nodes, using: &generator)
+        return (node, "node \(node) (no leader known)")
+    }
+}
+
+extension FaultKind {
+    /// Applies this fault now; random choices come from `generator`.
+    func apply(_ context: FaultContext, _ generator: inout SeededGenerator) async throws(HarnessError) -> AppliedFault {
+        let nodes = Array(context.topology.nodes)
+        switch self {
+        case .majorityMinority:
+            let shuffled = nodes.shuffled(using: &generator)
+            let minority = Array(shuffled.prefix(nodes.count / 2)).sorted()
+            let majority = Array(shuffled.dropFirst(nodes.count / 2)).sorted()
+            try await context.cut(pairs(minority, majority))
+            return AppliedFault(kind: self, detail: "cut \(show(minority)) from \(show(majority))", healing: .flushFirewalls)
+        case .isolateLeader:
+            let (leader, how) = await context.leaderOrRandom(&generator)
+            let rest = nodes.filter { $0 != leader }
+            try await context.cut(pairs([leader], rest))
+            return AppliedFault(kind: self, detail: "cut \(how) from \(show(rest))", healing: .flushFirewalls)
+        case .bridge:
+            let shuffled = nodes.shuffled(using: &generator)
+            let bridgeNode = shuffled[0]
+            let halves = Array(shuffled.dropFirst())
+            let left = Array(halves.prefix(halves.count / 2)).sorted()
+            let right = Array(halves.dropFirst(halves.count / 2)).sorted()
+            try await context.cut(pairs(left, right))
+            return AppliedFault(
+                kind: self, detail: "node \(bridgeNode) bridges \(show(left)) and \(show(right))", healing: .flushFirewalls)
+        case .oneWayLeaderOut:
+            let (leader, how) = await context.leaderOrRandom(&generator)
+            let rest = nodes.filter { $0 != leader }
+            let rules = rest.map { Firewall.Rule(peerAddress: context.topology.address($0), direction: .toPeer) }
+            try await context.install([leader: rules])
+            return AppliedFault(kind: self, detail: "drop packets from \(how) to \(show(rest))", healing: .flushFirewalls)
+        case .killLeader, .killRandom:
+            let (node, how) = self == .killLeader
+                ? await context.leaderOrRandom(&generator)
+                : { let n = Int.random(in: context.topology.nodes, using: &generator); return (n, "node \(n)") }()
+            await context.cluster.kill9(node)
+            return AppliedFault(kind: self, detail: "kill -9 \(how)", healing: .restart(node: node))
+        case .pauseLeader, .pauseRandom:
+            let (node, how) = self == .pauseLeader
+                ? await context.leaderOrRandom(&generator)
+                : { let n = Int.random(in: context.topology.nodes, using: &generator); return (n, "node \(n)") }()
+            await context.cluster.pause(node)
+            return AppliedFault(kind: self, detail: "SIGSTOP \(how)", healing: .resume(node: node))
+        }
+    }
+
+    private func pairs(_ left: [Int], _ right: [Int]) -> [(Int, Int)] {
+        left.flatMap { a in right.map { b in (a, b) } }
+    }
+
+    private func show(_ nodes: [Int]) -> String {
+        "{" + nodes.map(String.init).joined(separator: ",") + "}"
+    }
+}
+
+extension AppliedFault {
+    /// Undoes the fault.
+    func heal(_ context: FaultContext) async throws(HarnessError) {
+        switch healing {
+        case .flushFirewalls: try await context.flushAll()
+        case .restart(let node): try await context.cluster.restart(node)
+        case .resume(let node): await context.cluster.resume(node)
+        }
+    }
+}

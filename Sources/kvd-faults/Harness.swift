@@ -1,0 +1,187 @@
+import FoundationEssentials
+import KVProtocol
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The settings of one run, from the command line.
+struct HarnessSettings: Sendable {
+    var seed: UInt64
+    var phaseMinutes: Double
+    var nodes: Int
+    var binDirectory: String
+    var summaryPath: String?
+    var runWorkloads: Bool
+    var runNegativeControl: Bool
+    var keepWork: Bool
+    var replay: String
+}
+
+/// One run: topology, cluster, workloads under the fault schedule, final reads, negative
+/// control, verdicts and the report. Returns whether every asserted verdict passed.
+struct Harness: Sendable {
+    let settings: HarnessSettings
+
+    func run() async throws(HarnessError) -> Bool {
+        try Topology.probeNamespaces()
+        let leftovers = Topology.removeLeftovers()
+        if !leftovers.isEmpty { print("kvd-faults: removed leftovers of earlier runs: \(leftovers.joined(separator: " "))") }
+        let firewall = try Firewall.detect()
+        let kvdPath = try absoluteBinary("kvd")
+        let topology = try Topology.make(nodeCount: settings.nodes)
+        let work = try makeWorkDirectory(topology.runID)
+        print("kvd-faults: run \(topology.runID), \(settings.nodes) nodes on 10.231.\(topology.subnetOctet).0/24, "
+            + "firewall \(firewall.name), work directory \(work)")
+        try topology.create(firewall: firewall)
+
+        let clock = HarnessClock()
+        let cluster = Cluster(topology: topology, kvdPath: kvdPath, workDirectory: work)
+        try await cluster.writeConfiguration()
+        try await cluster.startAll()
+        let probe = ClusterProbe(cluster: cluster)
+        let context = FaultContext(cluster: cluster, probe: probe, firewall: firewall)
+        let allNodes = Array(topology.nodes)
+        guard let first = await probe.waitForAgreedLeader(among: allNodes, timeout: Limits.leaderWaitMax) else {
+            throw HarnessError.noLeader(waited: Limits.leaderWaitMax, detail: await logTails(cluster))
+        }
+        print("[\(seconds(clock.now()))] leader \(first.leader) known by every node after \(milliseconds(first.waited)) ms")
+
+        let recorder = Recorder(clock: clock)
+        var records: [FaultRecord] = []
+        var finals = FinalReads()
+        if settings.runWorkloads {
+            let stop = StopFlag()
+            let workloadContext = WorkloadContext(endpoints: cluster.endpoints, recorder: recorder, stop: stop, seed: settings.seed)
+            let workloads = Task {
+                async let registers: Void = RegisterWorkload(context: workloadContext).run()
+                async let locks: Void = LockWorkload(context: workloadContext).run()
+                async let sessions: Void = SessionWorkload(context: workloadContext).run()
+                _ = await (registers, locks, sessions)
+            }
+            let phase = FaultPhase(
+                context: context, clock: clock, seed: settings.seed, duration: .seconds(settings.phaseMinutes * 60))
+            do {
+                records = try await phase.run()
+            } catch {
+                stop.set()
+                await workloads.value
+                throw error
+            }
+            stop.set()
+            print("[\(seconds(clock.now()))] fault phase over after \(records.count) faults; waiting for the clients")
+            await workloads.value
+            guard await probe.waitForAgreedLeader(among: allNodes, timeout: Limits.leaderWaitMax) != nil else {
+                throw HarnessError.noLeader(waited: Limits.leaderWaitMax, detail: "after the fault phase" + (await logTails(cluster)))
+            }
+            finals = await finalReads(cluster, recorder)
+        }
+
+        var negative: NegativeControl.Outcome?
+        if settings.runNegativeControl {
+            print("[\(seconds(clock.now()))] negative control: isolating the leader and reading from it with READONLY")
+            negative = await NegativeControl(context: context, clock: clock).run()
+        }
+        let crashes = await cluster.reapUnexpectedExits()
+        let allCrashes = await cluster.crashes
+        await cluster.stopAll()
+
+        var verdicts = settings.runWorkloads ? Verdicts.all(recorder.snapshot, finals: finals) : []
+        let crashDetail = allCrashes.map { "node \($0.node) exited with status \($0.status)" }.joined(separator: "; ")
+        verdicts.append(Verdict(name: "no kvd exited on its own", passed: allCrashes.isEmpty, detail: crashDetail.isEmpty ? "none" : crashDetail))
+        _ = crashes
+        var negativeLine = "not run"
+        if let negative {
+            negativeLine = negative.detected
+                ? "negative control: violation detected (expected) after \(negative.attempts) attempt(s): \(negative.detail)"
+                : "negative control: NO violation detected in \(negative.attempts) attempts: \(negative.detail)"
+            verdicts.append(Verdict(name: "negative control detected", passed: negative.detected, detail: negative.detail))
+        }
+        let passed = verdicts.allSatisfy(\.passed)
+        let figures = Report.figures(records, recorder.snapshot)
+        print("")
+        print("availability per fault kind (reported, not asserted):")
+        print(Report.table(figures))
+        print("")
+        print("safety verdicts:")
+        for verdict in verdicts { print("  \(verdict.passed ? "PASS" : "FAIL")  \(verdict.name): \(verdict.detail)") }
+        print(negativeLine)
+        let summary = RunSummary(
+            seed: settings.seed, minutes: settings.phaseMinutes, nodes: settings.nodes, replay: settings.replay,
+            faults: figures, verdicts: verdicts, negativeControl: negativeLine, passed: passed)
+        let summaryPath = settings.summaryPath ?? "\(work)/summary.json"
+        try writeSummary(summary, to: summaryPath)
+        print("summary: \(summaryPath)")
+        print("kvd-faults: \(passed ? "PASS" : "FAIL") (seed \(settings.seed); replay with: \(settings.replay))")
+        if passed && !settings.keepWork && settings.summaryPath != nil {
+            _ = try? Shell.run(["rm", "-rf", work])
+        } else {
+            print("node logs and data: \(work)")
+        }
+        return passed
+    }
+
+    /// The counters' final values, read linearizably once every fault is healed; the lock
+    /// counter's read also joins the register history.
+    private func finalReads(_ cluster: Cluster, _ recorder: Recorder) async -> FinalReads {
+        var configuration = KVClient.Configuration(endpoints: cluster.endpoints)
+        configuration.requestTimeout = Limits.leaderWaitMax
+        let client = KVClient(configuration: configuration)
+        defer { Task { await client.close() } }
+        var finals = FinalReads()
+        let call = recorder.callRegister(client: ClientIDs.final, .get(LockWorkload.counterKey), at: recorder.now())
+        if let reply = try? await client.request(["GET", LockWorkload.counterKey], idempotent: true) {
+            recorder.returnRegister(call, .value(reply.isNull ? nil : reply.text), at: recorder.now())
+            finals.lockCounter = reply.isNull ? 0 : reply.integerValue
+        } else {
+            recorder.discardRegister(call)
+        }
+        if let reply = try? await client.request(["GET", SessionWorkload.counterKey], idempotent: true) {
+            finals.sessionCounter = reply.isNull ? 0 : reply.integerValue
+        }
+        return finals
+    }
+
+    private func absoluteBinary(_ name: String) throws(HarnessError) -> String {
+        var directory = settings.binDirectory
+        if !directory.hasPrefix("/") {
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            guard getcwd(&buffer, buffer.count) != nil else { throw HarnessError.missingProgram(name) }
+            directory = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/" + directory
+        }
+        let path = "\(directory)/\(name)"
+        guard access(path, X_OK) == 0 else {
+            throw HarnessError.missingProgram("\(path) (build it with swift build -c release, or pass --bin-dir)")
+        }
+        return path
+    }
+
+    private func makeWorkDirectory(_ runID: String) throws(HarnessError) -> String {
+        var template = Array("/tmp/kvd-faults-\(runID)-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw HarnessError.fileWrite(path: "/tmp", detail: "mkdtemp: errno \(errno)") }
+        let path = String(cString: made)
+        guard mkdir("\(path)/data", 0o755) == 0 else { throw HarnessError.fileWrite(path: "\(path)/data", detail: "errno \(errno)") }
+        return path
+    }
+
+    private func writeSummary(_ summary: RunSummary, to path: String) throws(HarnessError) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        do {
+            let data = try encoder.encode(summary)
+            try writeFile(path, String(decoding: data, as: UTF8.self) + "\n")
+        } catch let error as HarnessError {
+            throw error
+        } catch {
+            throw HarnessError.fileWrite(path: path, detail: "\(error)")
+        }
+    }
+
+    private func logTails(_ cluster: Cluster) async -> String {
+        var text = ""
+        for node in cluster.topology.nodes {
+            text += "\n--- node \(node) log (last lines) ---\n" + (await cluster.logTail(node))
+        }
+        return text
+    }
+}
