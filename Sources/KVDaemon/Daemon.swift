@@ -119,6 +119,7 @@ public enum Daemon {
         var settings = config.driverSettings
         settings.logWALProgress = files.logProgress
         settings.stateWALProgress = files.stateProgress
+        settings.peerCounters = { transport.counters() }
         let driverSettings = settings
         let raftConfiguration = config.raftConfiguration(for: me.id)
         let limits = config.kvLimits

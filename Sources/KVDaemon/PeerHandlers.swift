@@ -14,6 +14,9 @@ final class PeerOutboundHandler: ChannelInboundHandler {
     private let timeout: TimeAmount
     private var established = false
     private var handshakeTimer: Scheduled<Void>?
+    /// The connection ends by a live node's decision (a goodbye, a protocol error, a timeout),
+    /// not by its process vanishing: no evidence that the peer is gone.
+    private var deliberate = false
 
     init(link: PeerLink, attempt: Int, handshake: PeerHandshake, timeout: TimeAmount) {
         self.link = link
@@ -52,10 +55,16 @@ final class PeerOutboundHandler: ChannelInboundHandler {
         case .probeAnswer(let sequence) where established:
             link.probeAnswered(sequence, on: context.channel)
         case .refusal(let reason):
-            link.refused(reason)
+            deliberate = true
+            if established {
+                link.problem("closed by the other side: \(reason)")
+            } else {
+                link.refused(reason)
+            }
             context.close(promise: nil)
         case .handshake, .messages, .probe, .probeAnswer:
             // Raft messages travel on the connection their sender dialed, never back on ours.
+            deliberate = true
             link.problem("unexpected frame from \(link.peer.peer); closing")
             context.close(promise: nil)
         }
@@ -68,11 +77,14 @@ final class PeerOutboundHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         handshakeTimer?.cancel()
-        link.attemptEnded(attempt)
+        link.attemptEnded(attempt, peerMayBeGone: !deliberate)
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A reset is what a vanished process leaves; anything else (a frame that does not
+        // decode, TCP_USER_TIMEOUT) is a judgment about a peer that may well be alive.
+        if !PeerSocket.isAbruptEnd(error) { deliberate = true }
         link.problem("connection error: \(error)")
         context.close(promise: nil)
     }
@@ -100,6 +112,9 @@ final class PeerInboundHandler: ChannelInboundHandler {
     private var silenceWatch: RepeatedTask?
     /// The node whose connection this is, once its handshake was accepted.
     private var establishedPeer: NodeID?
+    /// The connection ends by a live node's decision (a goodbye, a refusal, silence), not by
+    /// its dialer's process vanishing: no evidence that the peer is gone.
+    private var deliberate = false
 
     init(transport: PeerTransport) {
         self.transport = transport
@@ -148,6 +163,7 @@ final class PeerInboundHandler: ChannelInboundHandler {
             context.writeAndFlush(wrapOutboundOut(.probeAnswer(sequence)), promise: nil)
         case (_, .refusal(let reason)):
             transport.logger.warning("peer connection from \(remote) closed by the other side: \(reason)")
+            deliberate = true
             state = .closing
             context.close(promise: nil)
         case (.closing, _):
@@ -174,14 +190,17 @@ final class PeerInboundHandler: ChannelInboundHandler {
             let silence = NIODeadline.now() - handler.value.lastReceived
             guard silence >= limit else { return }
             task.cancel()
-            handler.value.transport.logger.warning(
-                "peer \(peer): nothing received for \(silence.nanoseconds / 1_000_000) ms on its connection from \(handler.value.remote); closing it")
-            channel.close(promise: nil)
+            let reason = "nothing received for \(silence.nanoseconds / 1_000_000) ms (peer-stall-timeout-ms)"
+            handler.value.transport.logger.warning("peer \(peer): \(reason) on its connection from \(handler.value.remote); closing it")
+            handler.value.deliberate = true
+            handler.value.state = .closing
+            channel.writeAndFlush(PeerOutboundFrame.refusal(reason)).whenComplete { _ in channel.close(promise: nil) }
         }
     }
 
     /// Tells the other side why (so it can log it), then closes.
     private func refuse(context: ChannelHandlerContext, _ reason: String) {
+        deliberate = true
         if case .awaitingHandshake(let timer) = state { timer?.cancel() }
         guard case .closing = state else {
             state = .closing
@@ -196,12 +215,17 @@ final class PeerInboundHandler: ChannelInboundHandler {
         silenceWatch?.cancel()
         silenceWatch = nil
         if case .awaitingHandshake(let timer) = state { timer?.cancel() }
-        if let peer = establishedPeer { transport.inboundEnded(from: peer, context.channel) }
+        if let peer = establishedPeer { transport.inboundEnded(from: peer, context.channel, peerMayBeGone: !deliberate) }
         state = .closing
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A reset is what a vanished process leaves: just close (and report it).
+        if PeerSocket.isAbruptEnd(error) {
+            context.close(promise: nil)
+            return
+        }
         // A frame that does not decode (garbage, oversized, truncated, another version) ends
         // this connection only; the node and its other connections are unaffected.
         refuse(context: context, "\(error)")

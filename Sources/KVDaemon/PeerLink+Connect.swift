@@ -43,7 +43,7 @@ extension PeerLink {
                     self.problem("cannot connect to \(self.peer.peer): \(error)")
                     // Nobody listens there: the peer's process is gone (or not started yet).
                     if PeerSocket.isRefusal(error) { self.onUnreachable(self.peer.id) }
-                    self.attemptEnded(attempt)
+                    self.attemptEnded(attempt, peerMayBeGone: false)
                 }
             }
     }
@@ -74,10 +74,14 @@ extension PeerLink {
     /// `peer-reconnect-min-ms` doubled per consecutive failure, capped at `peer-reconnect-max-ms`,
     /// with jitter (uniform in [delay/2, delay]) so that nodes restarted together do not retry
     /// in lockstep. Queued messages stay queued (bounded) for the next connection.
-    func attemptEnded(_ attempt: Int) {
+    ///
+    /// An established connection that ended without a goodbye, a timeout or our own decision
+    /// (`peerMayBeGone`) is reported as evidence that the peer is gone.
+    func attemptEnded(_ attempt: Int, peerMayBeGone: Bool) {
         let wasConnected = state.withLock { state -> Bool in
             guard state.attempt == attempt, !state.stopped, state.reconnect == nil else { return false }
-            let wasConnected = state.channel != nil
+            let wasConnected = state.channel != nil && !state.closingByDecision
+            state.closingByDecision = false
             state.channel = nil
             state.pendingChannel = nil
             state.probes = nil
@@ -90,10 +94,9 @@ extension PeerLink {
             state.reconnect = eventLoop.scheduleTask(in: .milliseconds(Int64(delay))) { self.connect() }
             return wasConnected
         }
-        if wasConnected {
-            logger.info("lost connection to peer \(peer.id) at \(peer.peer); reconnecting")
-            onUnreachable(peer.id)
-        }
+        guard wasConnected else { return }
+        logger.info("lost connection to peer \(peer.id) at \(peer.peer); reconnecting")
+        if peerMayBeGone { onUnreachable(peer.id) }
     }
 
     /// The peer just dialed us, so the network between us works: if this link is waiting out a

@@ -33,6 +33,7 @@ extension PeerLink {
             guard !state.stopped, state.channel === channel, var probes = state.probes else { return .stop }
             if let waited = probes.oldestUnansweredAge(at: now), waited >= stallTimeout {
                 state.counters.stalls += 1
+                state.closingByDecision = true
                 return .stalled(waited)
             }
             let sequence = probes.send(at: now)
@@ -47,8 +48,10 @@ extension PeerLink {
             task.cancel()
             logger.warning(
                 "peer \(peer.id) at \(peer.peer): no probe answered for \(waited.nanoseconds / 1_000_000) ms (peer-stall-timeout-ms \(settings.peerStallTimeoutMillis)); closing the connection and redialing")
-            // channelInactive then ends the attempt, reports the peer unreachable and redials.
-            channel.close(promise: nil)
+            // channelInactive then ends the attempt and redials. A stall is a judgment about
+            // timing, not evidence that the peer is gone: Raft's election timer decides that.
+            let reason = "no probe answered for \(waited.nanoseconds / 1_000_000) ms; redialing"
+            channel.writeAndFlush(PeerOutboundFrame.refusal(reason)).whenComplete { _ in channel.close(promise: nil) }
         case .send(let sequence):
             channel.writeAndFlush(PeerOutboundFrame.probe(sequence), promise: nil)
         }

@@ -29,8 +29,8 @@ final class PeerLink: Sendable {
     let eventLoop: any EventLoop
     let logger: Logger
     let state: Mutex<State>
-    /// Called (on the event loop) with the evidence that the peer cannot be reached: its
-    /// connection ended, was refused, or stalled.
+    /// Called (on the event loop) with the evidence that the peer is gone: its connection ended
+    /// without a goodbye, or nobody listens at its address.
     let onUnreachable: @Sendable (NodeID) -> Void
 
     /// Frames written per drain before yielding the event loop to other connections.
@@ -61,6 +61,9 @@ final class PeerLink: Sendable {
         /// The probes of the current connection, if it speaks a version with probes.
         var probes: PeerProbes?
         var probeTimer: RepeatedTask?
+        /// This link closes its connection by its own decision (a stall): its end is no evidence
+        /// that the peer is gone, and it was logged already.
+        var closingByDecision = false
         var counters = PeerLinkCounters()
     }
 

@@ -18,6 +18,13 @@ enum PeerSocket {
         SocketOptionValue(settings.peerStallTimeoutMillis)
     }
 
+    /// Whether a connection error means the other end vanished (`ECONNRESET`, `EPIPE`): the
+    /// kernel of a killed process resets connections that still held unread data.
+    static func isAbruptEnd(_ error: any Error) -> Bool {
+        guard let error = error as? IOError else { return false }
+        return error.errnoCode == ECONNRESET || error.errnoCode == EPIPE
+    }
+
     /// Whether a failed connect means nobody listens at the address (`ECONNREFUSED`).
     static func isRefusal(_ error: any Error) -> Bool {
         if let error = error as? IOError { return error.errnoCode == ECONNREFUSED }

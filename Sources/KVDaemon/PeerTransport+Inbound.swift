@@ -61,19 +61,23 @@ extension PeerTransport {
             state.established[peer] = [id: channel]
             return Array(older.values)
         }
-        for channel in older { channel.close(promise: nil) }
+        for channel in older {
+            channel.writeAndFlush(PeerOutboundFrame.refusal("replaced by a newer connection from node \(peer)"))
+                .whenComplete { _ in channel.close(promise: nil) }
+        }
         links[peer]?.redialIfWaiting()
     }
 
-    /// `peer`'s connection to us closed. Unless a newer connection replaced it, that is evidence
-    /// the peer is gone (a killed process's kernel closes its sockets at once).
-    func inboundEnded(from peer: NodeID, _ channel: any Channel) {
+    /// `peer`'s connection to us closed. If it ended without anyone deciding so
+    /// (`peerMayBeGone`: no goodbye, no refusal, no timeout) and no newer connection replaced it,
+    /// that is evidence the peer is gone: a killed process's kernel closes its sockets at once.
+    func inboundEnded(from peer: NodeID, _ channel: any Channel, peerMayBeGone: Bool) {
         let id = ObjectIdentifier(channel)
         let report = state.withLock { state -> Bool in
             state.established[peer]?.removeValue(forKey: id)
             let wasReplaced = state.replaced.remove(id) != nil
             let others = !(state.established[peer]?.isEmpty ?? true)
-            return !wasReplaced && !others && !state.stopped
+            return peerMayBeGone && !wasReplaced && !others && !state.stopped
         }
         if report {
             logger.info("peer \(peer)'s connection to this node ended")

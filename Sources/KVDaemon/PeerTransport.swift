@@ -19,9 +19,10 @@ import Synchronization
 ///   oldest messages when full (see `PeerLink` for why oldest).
 /// - `send` never blocks: it encodes, queues and returns; queued messages go out batched, many
 ///   per frame and many frames per flush.
-/// - Evidence that a peer cannot be reached is yielded on `inbound` too, in order with its
-///   messages: its connection to us ended (and no newer one replaced it), or our connection to it
-///   was refused, lost or stalled (see `PeerLink`). The Raft loop hands it to
+/// - Evidence that a peer is gone is yielded on `inbound` too, in order with its messages: a
+///   connection between us ended without a goodbye (a killed process's kernel closes or resets
+///   its sockets; closes a live node decides on — stalls, silence, refusals, replacement — send a
+///   goodbye first and are not evidence), or nobody listens at its address. The Raft loop hands it to
 ///   `RaftNode.peerUnreachable`, which starts a fast failover if that peer was the leader.
 ///
 /// Lifecycle: `start` binds the listener (a port in use is a `PeerTransportError` naming the

@@ -312,6 +312,14 @@ extension RaftDriver {
             "loop_iteration_p999_us:\(iterations.quantileMicros(0.999))",
             "snapshot_transfers:\(outgoing.count)", "receiving_snapshot:\(incoming == nil ? 0 : 1)",
         ]
-        return lines.joined(separator: "\r\n") + "\r\n"
+        var peerLines: [String] = []
+        if let peers = settings.peerCounters?() {
+            peerLines = [
+                "peers_connected:\(peers.connectedPeers)",
+                "peer_stalls:\(peers.peers.values.reduce(0) { $0 + $1.stalls })",
+                "peer_messages_dropped:\(peers.messagesDropped + peers.messagesUnroutable + peers.inboundBatchesDropped)",
+            ]
+        }
+        return (lines + peerLines).joined(separator: "\r\n") + "\r\n"
     }
 }

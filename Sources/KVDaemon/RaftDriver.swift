@@ -44,6 +44,8 @@ public final class RaftDriver {
         /// (`lease-checkpoint-ms`): a new leader over-grants a lease by at most this plus the
         /// failover time.
         public var leaseCheckpointMillis: UInt64 = 5_000
+        /// The peer transport's counters, for `INFO` (nil in tests and simulations).
+        public var peerCounters: (@Sendable () -> PeerTransportCounters)?
 
         public init(clientAddresses: [NodeID: String], clusterID: String) {
             self.clientAddresses = clientAddresses
