@@ -55,7 +55,7 @@ final class Cleanup: Sendable {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler {
-                print("kvd-faults: signal \(number): tearing down namespaces, bridge and nodes")
+                say("kvd-faults: signal \(number): tearing down namespaces, bridge and nodes")
                 Cleanup.shared.tearDown()
                 exit(128 + number)
             }

@@ -40,9 +40,9 @@ struct FaultPhase: Sendable {
                 windowEnd: clock.now(), leaderAfterHealNanos: leaderNanos))
             let recovery = recovered.map { "leader \($0.leader) known by every node \(milliseconds($0.waited)) ms after heal" }
                 ?? "NO leader known by every node within \(Limits.recoveryWaitMax)"
-            print("[\(seconds(appliedAt))] \(planned.kind.rawValue): \(applied.detail) for \(planned.faultMillis) ms; \(recovery)")
+            say("[\(seconds(appliedAt))] \(planned.kind.rawValue): \(applied.detail) for \(planned.faultMillis) ms; \(recovery)")
             for crash in await context.cluster.reapUnexpectedExits() {
-                print("[\(seconds(clock.now()))] node \(crash.node) EXITED on its own with status \(crash.status)")
+                say("[\(seconds(clock.now()))] node \(crash.node) EXITED on its own with status \(crash.status)")
             }
             let quietEnd = healInstant + .milliseconds(planned.quietMillis)
             if quietEnd > ContinuousClock.now { try? await Task.sleep(until: quietEnd) }

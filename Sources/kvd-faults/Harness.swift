@@ -26,12 +26,12 @@ struct Harness: Sendable {
     func run() async throws(HarnessError) -> Bool {
         try Topology.probeNamespaces()
         let leftovers = Topology.removeLeftovers()
-        if !leftovers.isEmpty { print("kvd-faults: removed leftovers of earlier runs: \(leftovers.joined(separator: " "))") }
+        if !leftovers.isEmpty { say("kvd-faults: removed leftovers of earlier runs: \(leftovers.joined(separator: " "))") }
         let firewall = try Firewall.detect()
         let kvdPath = try absoluteBinary("kvd")
         let topology = try Topology.make(nodeCount: settings.nodes)
         let work = try makeWorkDirectory(topology.runID)
-        print("kvd-faults: run \(topology.runID), \(settings.nodes) nodes on 10.231.\(topology.subnetOctet).0/24, "
+        say("kvd-faults: run \(topology.runID), \(settings.nodes) nodes on 10.231.\(topology.subnetOctet).0/24, "
             + "firewall \(firewall.name), work directory \(work)")
         try topology.create(firewall: firewall)
 
@@ -45,7 +45,7 @@ struct Harness: Sendable {
         guard let first = await probe.waitForAgreedLeader(among: allNodes, timeout: Limits.leaderWaitMax) else {
             throw HarnessError.noLeader(waited: Limits.leaderWaitMax, detail: await logTails(cluster))
         }
-        print("[\(seconds(clock.now()))] leader \(first.leader) known by every node after \(milliseconds(first.waited)) ms")
+        say("[\(seconds(clock.now()))] leader \(first.leader) known by every node after \(milliseconds(first.waited)) ms")
 
         let recorder = Recorder(clock: clock)
         var records: [FaultRecord] = []
@@ -69,7 +69,7 @@ struct Harness: Sendable {
                 throw error
             }
             stop.set()
-            print("[\(seconds(clock.now()))] fault phase over after \(records.count) faults; waiting for the clients")
+            say("[\(seconds(clock.now()))] fault phase over after \(records.count) faults; waiting for the clients")
             await workloads.value
             guard await probe.waitForAgreedLeader(among: allNodes, timeout: Limits.leaderWaitMax) != nil else {
                 throw HarnessError.noLeader(waited: Limits.leaderWaitMax, detail: "after the fault phase" + (await logTails(cluster)))
@@ -79,7 +79,7 @@ struct Harness: Sendable {
 
         var negative: NegativeControl.Outcome?
         if settings.runNegativeControl {
-            print("[\(seconds(clock.now()))] negative control: isolating the leader and reading from it with READONLY")
+            say("[\(seconds(clock.now()))] negative control: isolating the leader and reading from it with READONLY")
             negative = await NegativeControl(context: context, clock: clock).run()
         }
         let crashes = await cluster.reapUnexpectedExits()
@@ -90,7 +90,7 @@ struct Harness: Sendable {
         let crashDetail = allCrashes.map { "node \($0.node) exited with status \($0.status)" }.joined(separator: "; ")
         verdicts.append(Verdict(name: "no kvd exited on its own", passed: allCrashes.isEmpty, detail: crashDetail.isEmpty ? "none" : crashDetail))
         _ = crashes
-        var negativeLine = "not run"
+        var negativeLine = "negative control: not run"
         if let negative {
             negativeLine = negative.detected
                 ? "negative control: violation detected (expected) after \(negative.attempts) attempt(s): \(negative.detail)"
@@ -99,24 +99,24 @@ struct Harness: Sendable {
         }
         let passed = verdicts.allSatisfy(\.passed)
         let figures = Report.figures(records, recorder.snapshot)
-        print("")
-        print("availability per fault kind (reported, not asserted):")
-        print(Report.table(figures))
-        print("")
-        print("safety verdicts:")
-        for verdict in verdicts { print("  \(verdict.passed ? "PASS" : "FAIL")  \(verdict.name): \(verdict.detail)") }
-        print(negativeLine)
+        say("")
+        say("availability per fault kind (reported, not asserted):")
+        say(Report.table(figures))
+        say("")
+        say("safety verdicts:")
+        for verdict in verdicts { say("  \(verdict.passed ? "PASS" : "FAIL")  \(verdict.name): \(verdict.detail)") }
+        say(negativeLine)
         let summary = RunSummary(
             seed: settings.seed, minutes: settings.phaseMinutes, nodes: settings.nodes, replay: settings.replay,
             faults: figures, verdicts: verdicts, negativeControl: negativeLine, passed: passed)
         let summaryPath = settings.summaryPath ?? "\(work)/summary.json"
         try writeSummary(summary, to: summaryPath)
-        print("summary: \(summaryPath)")
-        print("kvd-faults: \(passed ? "PASS" : "FAIL") (seed \(settings.seed); replay with: \(settings.replay))")
+        say("summary: \(summaryPath)")
+        say("kvd-faults: \(passed ? "PASS" : "FAIL") (seed \(settings.seed); replay with: \(settings.replay))")
         if passed && !settings.keepWork && settings.summaryPath != nil {
             _ = try? Shell.run(["rm", "-rf", work])
         } else {
-            print("node logs and data: \(work)")
+            say("node logs and data: \(work)")
         }
         return passed
     }

@@ -66,7 +66,7 @@ struct KVDFaults: AsyncParsableCommand {
         defer { signalSources.forEach { $0.cancel() } }
         if cleanupOnly {
             let removed = Topology.removeLeftovers()
-            print("kvd-faults: removed \(removed.count) leftovers\(removed.isEmpty ? "" : ": " + removed.joined(separator: " "))")
+            say("kvd-faults: removed \(removed.count) leftovers\(removed.isEmpty ? "" : ": " + removed.joined(separator: " "))")
             return
         }
         let seed = self.seed ?? UInt64(UInt32.random(in: 1...UInt32.max))
@@ -75,18 +75,18 @@ struct KVDFaults: AsyncParsableCommand {
             seed: seed, phaseMinutes: phaseMinutes, nodes: nodes, binDirectory: binDir, summaryPath: summary,
             runWorkloads: !negativeControlOnly, runNegativeControl: !skipNegativeControl, keepWork: keepWork,
             replay: replayCommand(seed: seed))
-        print("kvd-faults: seed \(seed); replay with: \(settings.replay)")
+        say("kvd-faults: seed \(seed); replay with: \(settings.replay)")
         let passed: Bool
         do {
             passed = try await Harness(settings: settings).run()
         } catch {
             Cleanup.shared.tearDown()
             if error.isEnvironmentMissing {
-                print("kvd-faults: skipped: needs root and network namespaces (\(error))")
+                say("kvd-faults: skipped: needs root and network namespaces (\(error))")
                 throw ExitCode(77)
             }
-            print("kvd-faults: FAIL: \(error)")
-            print("kvd-faults: seed \(seed); replay with: \(settings.replay)")
+            say("kvd-faults: FAIL: \(error)")
+            say("kvd-faults: seed \(seed); replay with: \(settings.replay)")
             throw ExitCode(2)
         }
         Cleanup.shared.tearDown()

@@ -43,14 +43,16 @@ enum Limits {
     /// Register clients, keys and the pause between their operations.
     static let registerClients = 4
     static let registerKeys = 5
-    static let registerPauseMillis = 5...30
+    static let registerPauseMillis = 10...40
     /// Lock clients contending for one lock, the TTL of their leases and the lock wait.
     static let lockClients = 3
     static let lockLeaseSeconds = 2
     static let lockWaitMillis = 3_000
+    /// Pause between one client's lock rounds.
+    static let lockPauseMillis = 10...40
     /// Exactly-once session clients.
     static let sessionClients = 2
-    static let sessionPauseMillis = 5...30
+    static let sessionPauseMillis = 10...40
     /// Overall deadline of one client request, retries included, and of one attempt.
     static let requestTimeout: Duration = .seconds(4)
     static let attemptTimeout: Duration = .seconds(1)

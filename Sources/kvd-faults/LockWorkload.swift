@@ -27,8 +27,10 @@ struct LockWorkload: Sendable {
 
     private func client(_ clientID: Int) async {
         let client = context.makeClient(clientID)
+        var generator = context.generator(clientID)
         while !context.stop.isSet {
             await oneRound(client, clientID)
+            await pause(millis: Limits.lockPauseMillis, &generator)
         }
         await client.close()
     }

@@ -26,7 +26,7 @@ struct NegativeControl: Sendable {
                 return Outcome(detected: true, attempts: attempt, detail: detail)
             case .notDetected(let detail):
                 notes.append("attempt \(attempt): \(detail)")
-                print("negative control attempt \(attempt): \(detail)")
+                say("negative control attempt \(attempt): \(detail)")
             }
             _ = try? await context.flushAll()
         }

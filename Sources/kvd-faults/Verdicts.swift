@@ -25,8 +25,10 @@ enum Verdicts {
         let operations = state.registers.operations
         let unknown = operations.filter(\.isOutcomeUnknown).count
         let checker = LinearizabilityChecker(model: Registers(), budget: CheckBudget(maxDuration: Limits.checkDuration))
-        let summary = "\(operations.count) operations, \(unknown) of unknown outcome"
-        switch checker.check(operations) {
+        let start = ContinuousClock.now
+        let result = checker.check(operations)
+        let summary = "\(operations.count) operations, \(unknown) of unknown outcome, checked in \(milliseconds(ContinuousClock.now - start)) ms"
+        switch result {
         case .ok:
             return Verdict(name: "registers linearizable", passed: true, detail: summary)
         case .illegal(let counterexample):
@@ -41,9 +43,12 @@ enum Verdicts {
         let operations = state.fences.operations
         let accepted = operations.filter { $0.output == .ok }.count
         let stale = operations.filter { $0.output == .stale }.count
-        let summary = "\(operations.count) FENCE requests: \(accepted) accepted, \(stale) refused as stale"
         let checker = LinearizabilityChecker(model: LockModel(), budget: CheckBudget(maxDuration: Limits.checkDuration))
-        switch checker.check(operations) {
+        let start = ContinuousClock.now
+        let result = checker.check(operations)
+        let summary = "\(operations.count) FENCE requests: \(accepted) accepted, \(stale) refused as stale, "
+            + "checked in \(milliseconds(ContinuousClock.now - start)) ms"
+        switch result {
         case .ok:
             return Verdict(name: "fence tokens never go backwards", passed: true, detail: summary)
         case .illegal(let counterexample):
