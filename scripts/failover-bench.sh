@@ -51,7 +51,7 @@ declare -A node_pid=()
 cleanup() {
     local pid
     for pid in "${node_pid[@]}"; do kill -CONT "$pid" 2>/dev/null || true; kill -KILL "$pid" 2>/dev/null || true; done
-    for pid in "${node_pid[@]}"; do { wait "$pid"; } 2>/dev/null || true; done
+    for pid in "${node_pid[@]}"; do wait_gone "$pid"; done
     if [ -n "${FAILOVER_KEEP:-}${KEEP_WORK:-}" ]; then echo "failover-bench.sh: kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -61,6 +61,18 @@ source scripts/lib/local-cluster.sh
 conf="$work/cluster.conf"
 write_cluster_conf failover
 client_ports="$(client_port 1),$(client_port 2),$(client_port 3)"
+
+# start_node, then disown: bash reaps the node but prints no "Killed" notice when it dies.
+start_kvd() { start_node "$1"; disown "${node_pid[$1]}"; }
+
+# Waits (up to 10 s) until process PID is gone (reaped, or a zombie that holds no lock).
+wait_gone() {
+    local deadline=$(($(now_ms) + 10000))
+    while kill -0 "$1" 2>/dev/null && [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" != Z ]; do
+        [ "$(now_ms)" -lt "$deadline" ] || return 0
+        sleep 0.01
+    done
+}
 
 # Waits until NODE has applied at least what the leader LEADER has applied (re-read each time).
 wait_caught_up() { # NODE LEADER TIMEOUT-MS
@@ -91,7 +103,7 @@ echo "failover-bench.sh: 3 nodes in $work (client ports ${client_ports//,/, }), 
 echo "failover-bench.sh: $trials trials of $(describe_signal) of the leader"
 echo "failover-bench.sh: writer = python3 RESP loop (scripts/lib/failover-probe.py), persistent connections to all 3 nodes,"
 echo "                   SET on each at once, 100 ms per-request timeout; 'write' = first +OK from a node other than the old leader"
-for id in 1 2 3; do start_node "$id"; done
+for id in 1 2 3; do start_kvd "$id"; done
 
 leader_times=()
 write_times=()
@@ -119,8 +131,8 @@ for trial in $(seq 1 "$trials"); do
     leader_times+=("${leader_ms:-none}")
     write_times+=("${write_ms:-none}")
     if [ "$sig" = KILL ]; then
-        { wait "$pid"; } 2>/dev/null || true   # braces: no "Killed" job notice
-        start_node "$leader"
+        wait_gone "$pid"
+        start_kvd "$leader"
     fi
     survivor=$new_leader
     [ -n "$survivor" ] && [ "$survivor" != none ] || survivor=$(wait_for_leader)

@@ -43,10 +43,12 @@ start_node() {
 }
 
 # The leader's id once every running node agrees on it (INFO of each node; no kvctl redirects).
+# Each INFO is bounded (timeout 10): a node that accepts a connection but never answers must not
+# hang the caller.
 leader_id() {
     local id leader="" seen role lid
     for id in "${!node_pid[@]}"; do
-        seen=$(redis-cli -h 127.0.0.1 -p "$(client_port "$id")" INFO 2>/dev/null | tr -d '\r') || return 1
+        seen=$(timeout 10 redis-cli -h 127.0.0.1 -p "$(client_port "$id")" INFO 2>/dev/null | tr -d '\r') || return 1
         role=$(sed -n 's/^role://p' <<<"$seen")
         lid=$(sed -n 's/^leader_id://p' <<<"$seen")
         [ -n "$lid" ] && [ "$lid" != 0 ] || return 1
@@ -67,7 +69,7 @@ wait_for_leader() {
 }
 
 info_field() { # NODE FIELD
-    redis-cli -h 127.0.0.1 -p "$(client_port "$1")" INFO 2>/dev/null | tr -d '\r' | sed -n "s/^$2://p"
+    timeout 10 redis-cli -h 127.0.0.1 -p "$(client_port "$1")" INFO 2>/dev/null | tr -d '\r' | sed -n "s/^$2://p"
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
