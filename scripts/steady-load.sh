@@ -59,9 +59,15 @@ start_term=$(info_field "$leader" term)
 start_applied=$(info_field "$leader" applied_index)
 echo "steady-load.sh: leader $leader in term $start_term; ${minutes} min of SET with $clients clients over $keys keys"
 
-redis-benchmark -h 127.0.0.1 -p "$(client_port "$leader")" -t set -r "$keys" -d 100 -c "$clients" -l -q \
-    >/dev/null 2>&1 &
-bench_pid=$!
+# redis-benchmark gives up on errors (a follower's -NOTLEADER after a leader change): it is
+# restarted against the current leader, so the load stays full for the whole run.
+bench_restarts=0
+start_load() {
+    redis-benchmark -h 127.0.0.1 -p "$(client_port "$1")" -t set -r "$keys" -d 100 -c "$clients" -l -q \
+        >/dev/null 2>&1 &
+    bench_pid=$!
+}
+start_load "$leader"
 
 samples=$work/samples
 started=$(now_ms)
@@ -70,6 +76,11 @@ changes=0
 last_pair="$start_term/$leader"
 while [ "$(now_ms)" -lt "$deadline" ]; do
     sleep 1
+    if ! kill -0 "$bench_pid" 2>/dev/null; then
+        current=$(leader_id) || current=$leader
+        start_load "$current"
+        bench_restarts=$((bench_restarts + 1))
+    fi
     for id in 1 2 3; do
         seen=$(redis-cli -h 127.0.0.1 -p "$(client_port "$id")" INFO 2>/dev/null | tr -d '\r') || continue
         pair="$(sed -n 's/^term://p' <<<"$seen")/$(sed -n 's/^leader_id://p' <<<"$seen")"
@@ -93,7 +104,7 @@ rate=$(( (end_applied - start_applied) * 1000 / elapsed ))
 echo
 echo "Summary: ${minutes} min of full write load, no fault; 3 nodes, heartbeat 50 ms, election timeout 500 ms"
 echo "  writes applied:           $((end_applied - start_applied)) ($rate per s)"
-echo "  leader changes:           $changes (terms $start_term -> $end_term)"
+echo "  leader changes:           $changes (terms $start_term -> $end_term; load restarted $bench_restarts times)"
 echo "  stalled peer connections: $(count 'no probe answered')"
 echo "  leader reported unreachable (early pre-votes): $(count 'leader unreachable')"
 echo "  loop iterations > 50 ms:  $(count 'slow raft loop iteration')"
