@@ -2,8 +2,8 @@
 /// leader is gone.
 ///
 /// When a server's process dies, its kernel closes its connections at once; a follower that sees
-/// its leader's connection end (or be refused, or stop answering) knows more than its election
-/// timer does. `peerUnreachable` turns that evidence into an early pre-vote round.
+/// its leader's connection end without a goodbye (or finds nobody listening) knows more than its
+/// election timer does. `peerUnreachable` turns that evidence into an early pre-vote round.
 ///
 /// Why it is safe whatever the evidence is worth: it changes no persistent state. It only ends
 /// this follower's leader lease (thesis §4.2.3) early and starts a PreVote round (thesis §9.6),
@@ -18,10 +18,10 @@
 /// apart; the first usually wins, and if its log is behind (the others refuse it) the next one
 /// tries a stagger later.
 extension RaftNode {
-    /// The driver's evidence that `peer` cannot be reached now: its connection closed or was
-    /// refused, or it stopped answering. Does something only on a voting follower whose leader
-    /// is `peer`: it forgets the leader (ending its lease, so it grants other followers'
-    /// pre-votes) and campaigns at its place in the stagger.
+    /// The driver's evidence that `peer` is gone, e.g. its connection ended without a goodbye or
+    /// was refused. Does something only on a voting follower whose leader is `peer`: it forgets
+    /// the leader (ending its lease, so it grants other followers' pre-votes) and campaigns at
+    /// its place in the stagger.
     public mutating func peerUnreachable(_ peer: NodeID) {
         guard case .follower = role, leaderID == peer, peer != id else { return }
         setLeader(nil)
