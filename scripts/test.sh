@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole kvd test suite: installs what a fresh machine lacks, builds, then runs every
 # test (Raft paper tests, seeded simulations, storage contract and crash tests, checker tests,
-# protocol and transport tests, real-process cluster tests).
+# protocol and transport tests, real-process cluster tests), then the network fault harness.
 # RAFT_SIM_SEEDS / RAFT_SIM_FIRST_SEED and KV_SIM_SEEDS / KV_SIM_FIRST_SEED tune the simulations.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,19 @@ set +e
 swift test --no-parallel "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+# Then the network fault harness against release binaries in network namespaces (needs root;
+# KVD_FAULTS_OPTIONAL=1 lets it skip where namespaces are unavailable; docs/FAULTS.md). Its
+# safety verdicts and negative control are asserted, so its failure fails this script.
+if [ "$status" -eq 0 ]; then
+    set +e
+    scripts/faults.sh --short
+    faults_status=$?
+    set -e
+    if [ "$faults_status" -ne 0 ]; then
+        echo "faults: scripts/faults.sh --short failed with status $faults_status"
+        status=$faults_status
+    fi
+fi
 # Every test is a Swift Testing test (XCTest reports 0); repeat its count as the plain closing line.
 summary=$(grep -Eo 'Test run with [0-9]+ tests?' "$log" | tail -1 | grep -Eo '[0-9]+' || true)
 if [ "$status" -eq 0 ] && [ -n "$summary" ]; then
