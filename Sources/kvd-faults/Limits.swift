@@ -48,6 +48,10 @@ enum Limits {
     static let lockClients = 3
     static let lockLeaseSeconds = 2
     static let lockWaitMillis = 3_000
+    /// One lock round in this many stalls past its lease before its fenced write.
+    static let lockStallOneIn = 25
+    /// How long such a holder stalls: longer than its lease.
+    static let lockStall: Duration = .milliseconds(lockLeaseSeconds * 1_000 + 700)
     /// Pause between one client's lock rounds.
     static let lockPauseMillis = 10...40
     /// Exactly-once session clients.

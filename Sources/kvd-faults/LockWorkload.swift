@@ -3,7 +3,8 @@ import Linearizability
 
 /// Locks with a fenced counter: each client grants itself a lease, takes the lock with it
 /// (`LOCK ... WAIT`), presents the token to a fence register, reads the counter, writes
-/// counter + 1 with `FENCED lock token SET`, then unlocks and revokes the lease.
+/// counter + 1 with `FENCED lock token SET`, then unlocks and revokes the lease. Now and then a
+/// holder stalls past its lease between the read and the write, as a paused process would.
 ///
 /// Fencing makes this safe even when a holder's lease runs out mid-way: a superseded token's
 /// write is refused (`-STALE`). The checks afterwards: no two acknowledged increments wrote the
@@ -29,23 +30,23 @@ struct LockWorkload: Sendable {
         let client = context.makeClient(clientID)
         var generator = context.generator(clientID)
         while !context.stop.isSet {
-            await oneRound(client, clientID)
+            await oneRound(client, clientID, &generator)
             await pause(millis: Limits.lockPauseMillis, &generator)
         }
         await client.close()
     }
 
-    private func oneRound(_ client: KVClient, _ clientID: Int) async {
+    private func oneRound(_ client: KVClient, _ clientID: Int, _ generator: inout SeededGenerator) async {
         guard let lease = await sessionWrite(client, ["LEASE", "GRANT", String(Limits.lockLeaseSeconds)])?.integerValue else {
             try? await Task.sleep(for: .milliseconds(50))
             return
         }
-        await holdLock(client, clientID, lease: lease)
+        await holdLock(client, clientID, lease: lease, &generator)
         // Revoking also leaves the lock's queue if the LOCK request failed while waiting.
         _ = await sessionWrite(client, ["LEASE", "REVOKE", String(lease)])
     }
 
-    private func holdLock(_ client: KVClient, _ clientID: Int, lease: Int) async {
+    private func holdLock(_ client: KVClient, _ clientID: Int, lease: Int, _ generator: inout SeededGenerator) async {
         let recorder = context.recorder
         let token: Int
         do {
@@ -62,6 +63,13 @@ struct LockWorkload: Sendable {
         }
         await fence(client, clientID, token: token)
         guard let current = await readCounter(client, clientID) else { return }
+        if Int.random(in: 0..<Limits.lockStallOneIn, using: &generator) == 0 {
+            // A holder stalled past its lease (a GC pause, a swapped-out process): by the time
+            // it writes, its lease may have ended and another client may hold the lock, so the
+            // store must refuse its token.
+            recorder.update { $0.lockStalls += 1 }
+            try? await Task.sleep(for: Limits.lockStall)
+        }
         await increment(client, clientID, token: token, from: current)
         _ = await sessionWrite(client, ["UNLOCK", Self.lockName, String(token)])
     }

@@ -43,6 +43,7 @@ final class Recorder: Sendable {
         var fencedIndeterminate = 0
         var fencedStale = 0
         var locksGranted = 0
+        var lockStalls = 0
         var sessionReplies: [Int] = []
         var sessionIndeterminate = 0
         var sessionFailed = 0

@@ -84,7 +84,8 @@ enum Verdicts {
         if let highest = byValue.last, highest.value > final {
             problems.append("an acknowledged increment wrote \(highest.value) but the final value is \(final)")
         }
-        let summary = "\(state.locksGranted) locks granted, \(acked.count) increments acknowledged, "
+        let summary = "\(state.locksGranted) locks granted, \(state.lockStalls) holders stalled past their lease, "
+            + "\(acked.count) increments acknowledged, "
             + "\(indeterminate) indeterminate, \(state.fencedStale) refused as stale; final value \(final)"
         return Verdict(name: name, passed: problems.isEmpty, detail: ([summary] + problems).joined(separator: "; "))
     }
