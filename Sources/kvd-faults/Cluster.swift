@@ -20,7 +20,7 @@ actor Cluster {
     let kvdPath: String
     let workDirectory: String
     private(set) var states: [Int: NodeState] = [:]
-    /// Unexpected exits: node, status and when (harness clock).
+    /// Unexpected exits: node and exit status.
     private(set) var crashes: [(node: Int, status: Int32)] = []
 
     init(topology: Topology, kvdPath: String, workDirectory: String) {

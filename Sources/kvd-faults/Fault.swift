@@ -120,18 +120,23 @@ extension FaultKind {
             try await context.install([leader: rules])
             return AppliedFault(kind: self, detail: "drop packets from \(how) to \(show(rest))", healing: .flushFirewalls)
         case .killLeader, .killRandom:
-            let (node, how) = self == .killLeader
-                ? await context.leaderOrRandom(&generator)
-                : { let n = Int.random(in: context.topology.nodes, using: &generator); return (n, "node \(n)") }()
+            let (node, how) = await target(leader: self == .killLeader, context, &generator)
             await context.cluster.kill9(node)
             return AppliedFault(kind: self, detail: "kill -9 \(how)", healing: .restart(node: node))
         case .pauseLeader, .pauseRandom:
-            let (node, how) = self == .pauseLeader
-                ? await context.leaderOrRandom(&generator)
-                : { let n = Int.random(in: context.topology.nodes, using: &generator); return (n, "node \(n)") }()
+            let (node, how) = await target(leader: self == .pauseLeader, context, &generator)
             await context.cluster.pause(node)
             return AppliedFault(kind: self, detail: "SIGSTOP \(how)", healing: .resume(node: node))
         }
+    }
+
+    /// The node a process fault hits: the leader, or a random node.
+    private func target(
+        leader: Bool, _ context: FaultContext, _ generator: inout SeededGenerator
+    ) async -> (node: Int, how: String) {
+        if leader { return await context.leaderOrRandom(&generator) }
+        let node = Int.random(in: context.topology.nodes, using: &generator)
+        return (node, "node \(node)")
     }
 
     private func pairs(_ left: [Int], _ right: [Int]) -> [(Int, Int)] {

@@ -82,14 +82,13 @@ struct Harness: Sendable {
             say("[\(seconds(clock.now()))] negative control: isolating the leader and reading from it with READONLY")
             negative = await NegativeControl(context: context, clock: clock).run()
         }
-        let crashes = await cluster.reapUnexpectedExits()
-        let allCrashes = await cluster.crashes
+        _ = await cluster.reapUnexpectedExits()
+        let crashes = await cluster.crashes
         await cluster.stopAll()
 
         var verdicts = settings.runWorkloads ? Verdicts.all(recorder.snapshot, finals: finals) : []
-        let crashDetail = allCrashes.map { "node \($0.node) exited with status \($0.status)" }.joined(separator: "; ")
-        verdicts.append(Verdict(name: "no kvd exited on its own", passed: allCrashes.isEmpty, detail: crashDetail.isEmpty ? "none" : crashDetail))
-        _ = crashes
+        let crashDetail = crashes.map { "node \($0.node) exited with status \($0.status)" }.joined(separator: "; ")
+        verdicts.append(Verdict(name: "no kvd exited on its own", passed: crashes.isEmpty, detail: crashDetail.isEmpty ? "none" : crashDetail))
         var negativeLine = "negative control: not run"
         if let negative {
             negativeLine = negative.detected
