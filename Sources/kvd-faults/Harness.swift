@@ -145,12 +145,12 @@ struct Harness: Sendable {
         var directory = settings.binDirectory
         if !directory.hasPrefix("/") {
             var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            guard getcwd(&buffer, buffer.count) != nil else { throw HarnessError.missingProgram(name) }
+            guard getcwd(&buffer, buffer.count) != nil else { throw HarnessError.binaryMissing(path: directory + "/" + name) }
             directory = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/" + directory
         }
         let path = "\(directory)/\(name)"
         guard access(path, X_OK) == 0 else {
-            throw HarnessError.missingProgram("\(path) (build it with swift build -c release, or pass --bin-dir)")
+            throw HarnessError.binaryMissing(path: path)
         }
         return path
     }

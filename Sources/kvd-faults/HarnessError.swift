@@ -10,8 +10,8 @@ enum HarnessError: Error, CustomStringConvertible {
     case commandFailed(command: String, status: Int32, output: String)
     /// A process could not be started at all.
     case spawnFailed(command: String, errno: Int32)
-    /// A command-line option is out of range or inconsistent.
-    case invalidOption(String)
+    /// The kvd binary is not where `--bin-dir` says.
+    case binaryMissing(path: String)
     /// Every 10.231.x.0/24 subnet the harness may use is already taken on this machine.
     case noFreeSubnet
     /// The cluster did not agree on a leader in time.
@@ -37,10 +37,10 @@ enum HarnessError: Error, CustomStringConvertible {
             "\(name) not found (scripts/faults.sh installs iproute2 and nftables)"
         case .commandFailed(let command, let status, let output):
             "`\(command)` exited with status \(status): \(output.trimmingTrailingNewlines)"
+        case .binaryMissing(let path):
+            "\(path) not found or not executable: build it (swift build -c release --product kvd) or pass --bin-dir"
         case .spawnFailed(let command, let errno):
             "cannot run `\(command)`: errno \(errno)"
-        case .invalidOption(let detail):
-            detail
         case .noFreeSubnet:
             "no free 10.231.x.0/24 subnet for the harness bridge"
         case .noLeader(let waited, let detail):
