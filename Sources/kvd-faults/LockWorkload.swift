@@ -83,7 +83,7 @@ struct LockWorkload: Sendable {
             recorder.write(called: called, returned: recorder.now(), .ok)
             return reply
         } catch {
-            recorder.write(called: called, returned: recorder.now(), error.outcome == .definite ? .failed : .indeterminate)
+            recorder.write(called: called, returned: recorder.now(), WriteResult(error))
             return nil
         }
     }
@@ -103,7 +103,7 @@ struct LockWorkload: Sendable {
             recorder.write(called: called, returned: now, .ok)
         } catch {
             if error.outcome == .definite { recorder.discardFence(call) }
-            recorder.write(called: called, returned: recorder.now(), error.outcome == .definite ? .failed : .indeterminate)
+            recorder.write(called: called, returned: recorder.now(), WriteResult(error))
         }
     }
 
@@ -146,7 +146,7 @@ struct LockWorkload: Sendable {
             } else {
                 recorder.update { $0.fencedIndeterminate += 1 }
             }
-            recorder.write(called: called, returned: recorder.now(), error.outcome == .definite ? .failed : .indeterminate)
+            recorder.write(called: called, returned: recorder.now(), WriteResult(error))
         }
     }
 }

@@ -1,3 +1,4 @@
+import KVProtocol
 import Linearizability
 import Synchronization
 
@@ -15,9 +16,24 @@ typealias Registers = KVModel<String, String>
 
 /// How a write ended, for the availability figures.
 enum WriteResult: Sendable {
+    /// The cluster answered: applied, or definitely refused by the state machine (`-STALE`,
+    /// `-ERR lock is not held`), which also took a leader to decide.
     case ok
+    /// No leader answered before the deadline (unreachable nodes, `-NOTLEADER` everywhere).
     case failed
+    /// The deadline passed after an attempt that may have taken effect.
     case indeterminate
+
+    /// The result of a write that threw `error`.
+    init(_ error: KVClientError) {
+        if error.outcome == .indeterminate {
+            self = .indeterminate
+        } else if error.kind == .errorReply && error.code != "NOTLEADER" {
+            self = .ok
+        } else {
+            self = .failed
+        }
+    }
 }
 
 /// An acknowledged fenced increment of the lock workload's counter.

@@ -94,11 +94,7 @@ struct RegisterWorkload: Sendable {
         _ call: HistoryRecorder<Registers.Input, Registers.Output>.Call, _ error: KVClientError, called: Int64
     ) {
         let recorder = context.recorder
-        if error.outcome == .definite {
-            recorder.discardRegister(call)
-            recorder.write(called: called, returned: recorder.now(), .failed)
-        } else {
-            recorder.write(called: called, returned: recorder.now(), .indeterminate)
-        }
+        if error.outcome == .definite { recorder.discardRegister(call) }
+        recorder.write(called: called, returned: recorder.now(), WriteResult(error))
     }
 }

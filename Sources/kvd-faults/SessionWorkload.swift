@@ -31,11 +31,10 @@ struct SessionWorkload: Sendable {
                 if let value = reply.integerValue { recorder.update { $0.sessionReplies.append(value) } }
             } catch {
                 let now = recorder.now()
+                recorder.write(called: called, returned: now, WriteResult(error))
                 if error.outcome == .definite {
-                    recorder.write(called: called, returned: now, .failed)
                     recorder.update { $0.sessionFailed += 1 }
                 } else {
-                    recorder.write(called: called, returned: now, .indeterminate)
                     recorder.update { $0.sessionIndeterminate += 1 }
                 }
             }
