@@ -107,7 +107,7 @@ struct Harness: Sendable {
         say(negativeLine)
         let summary = RunSummary(
             seed: settings.seed, minutes: settings.phaseMinutes, nodes: settings.nodes, replay: settings.replay,
-            faults: figures, verdicts: verdicts, negativeControl: negativeLine, passed: passed)
+            faults: figures, events: records.map(FaultEvent.init), verdicts: verdicts, negativeControl: negativeLine, passed: passed)
         let summaryPath = settings.summaryPath ?? "\(work)/summary.json"
         try writeSummary(summary, to: summaryPath)
         say("summary: \(summaryPath)")

@@ -16,6 +16,23 @@ struct FaultKindFigures: Sendable, Codable {
     var writesIndeterminate: Int
 }
 
+/// One fault as it ran, for the JSON summary.
+struct FaultEvent: Sendable, Codable {
+    var kind: String
+    var detail: String
+    var appliedSeconds: Double
+    var healedSeconds: Double
+    var healToLeaderMillis: Int64?
+
+    init(_ record: FaultRecord) {
+        kind = record.kind.rawValue
+        detail = record.detail
+        appliedSeconds = Double(record.applied / 1_000_000) / 1000
+        healedSeconds = Double(record.healed / 1_000_000) / 1000
+        healToLeaderMillis = record.leaderAfterHealNanos.map { $0 / 1_000_000 }
+    }
+}
+
 /// The whole run's summary, also written as JSON.
 struct RunSummary: Sendable, Codable {
     var seed: UInt64
@@ -23,6 +40,7 @@ struct RunSummary: Sendable, Codable {
     var nodes: Int
     var replay: String
     var faults: [FaultKindFigures]
+    var events: [FaultEvent]
     var verdicts: [Verdict]
     var negativeControl: String
     var passed: Bool
