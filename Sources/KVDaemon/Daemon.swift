@@ -186,14 +186,24 @@ public enum Daemon {
         if let metrics = me.metrics { addresses.append(("metrics", metrics)) }
         for (purpose, address) in addresses {
             do {
-                let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                    .bind(host: address.host, port: address.port).get()
+                let channel = try await probeBind(host: address.host, port: address.port, group: MultiThreadedEventLoopGroup.singleton)
                 try await channel.close()
             } catch {
                 throw DaemonError.startup("cannot listen for \(purpose) on \(address): \(error)")
             }
         }
+    }
+
+    /// A listening socket on `host:port` that accepts nothing, for `checkAddressesFree`. A client
+    /// or peer that connects in the instant it exists waits in the kernel's backlog and is reset
+    /// when it closes, so it retries; a probe that accepted (the default) would leave such a
+    /// connection open with nobody serving it, and the client would wait for a reply forever.
+    static func probeBind(host: String, port: Int, group: any EventLoopGroup) async throws -> any Channel {
+        try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.autoRead, value: false)
+            .childChannelInitializer { channel in channel.close() }
+            .bind(host: host, port: port).get()
     }
 
     /// Opens and closes both databases, so that a damaged file (not a database, wrong schema) is
