@@ -136,7 +136,8 @@ extension FaultKind {
     ) async -> (node: Int, how: String) {
         if leader { return await context.leaderOrRandom(&generator) }
         let node = Int.random(in: context.topology.nodes, using: &generator)
-        return (node, "node \(node)")
+        let isLeader = await context.probe.currentLeader()?.node == node
+        return (node, isLeader ? "node \(node) (the leader)" : "node \(node)")
     }
 
     private func pairs(_ left: [Int], _ right: [Int]) -> [(Int, Int)] {
