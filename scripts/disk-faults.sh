@@ -353,22 +353,23 @@ build_shim() {
     gcc -shared -fPIC -O2 -Wall -Wextra -Werror -o "$shim" scripts/faults/failing-fsync.c -ldl || { shim=""; return 1; }
 }
 
-test_fsync() { # ROLE
-    local role=$1 name="fsync-eio/$1" trigger failed_calls
+test_fsync() { # ROLE [FILES: only fsyncs of files whose path contains this fail]
+    local role=$1 files=${2:-} name="fsync-eio/$1" trigger failed_calls retries
+    [ -z "$files" ] || name="fsync-eio/$files/$role"
     if ! build_shim; then
         loud "SKIPPED $name: cannot build scripts/faults/failing-fsync.c (gcc missing or failing)"
         record SKIP "$name" "no gcc"
         return 0
     fi
-    new_cluster "fsync-$role"
+    new_cluster "fsync-$role${files:+-${files//./-}}"
     trigger="$work/fsync-fails-now"
-    start_env 1 "LD_PRELOAD=$shim" "FAILING_FSYNC_TRIGGER=$trigger"
+    start_env 1 "LD_PRELOAD=$shim" "FAILING_FSYNC_TRIGGER=$trigger" "FAILING_FSYNC_FILES=$files"
     start_env 2
     start_env 3
     place_node1 "$role" || { record FAIL "$name" "could not make node 1 the $role"; stop_cluster; return 0; }
     start_writer fsync 200 4
     sleep 3
-    say "$name: node 1 is the $role; its fsyncs fail from now on"
+    say "$name: node 1 is the $role; its fsyncs${files:+ of *$files*} fail from now on"
     touch "$trigger"
     judge_node1 30000
     sleep 2
@@ -379,6 +380,12 @@ test_fsync() { # ROLE
     local ok=1
     [ "$outcome" = fail-stop ] || ok=0
     if [ "$outcome" = kept-working ]; then detail="$detail (it must stop: it went on after fsync failed)"; fi
+    # A failed background checkpoint that is logged and tried again is an fsync retried after EIO.
+    retries=$(grep -c 'background checkpoint of .* failed' "$work/node1.log" || true)
+    if [ "$retries" -gt 0 ]; then
+        ok=0
+        detail="$detail; it carried on after EIO: $retries background checkpoint failure(s) logged and tried again, first: $(grep -m 1 'background checkpoint of .* failed' "$work/node1.log" | cut -c1-300)"
+    fi
     final_check || ok=0
     if restart_and_verify; then detail="$detail; without the shim: $after"; else detail="$detail; without the shim: $after"; ok=0; fi
     final_check || ok=0
@@ -558,7 +565,7 @@ IFS=, read -r -a chosen <<<"$only"
 for test in "${chosen[@]}"; do
     case "$test" in
         full-disk) test_full_disk follower; test_full_disk leader ;;
-        fsync) test_fsync follower; test_fsync leader ;;
+        fsync) test_fsync follower; test_fsync leader; test_fsync follower state.sqlite ;;
         clock) test_clock ;;
         *) echo "disk-faults.sh: unknown sub-test '$test' (full-disk, fsync, clock)" >&2; exit 2 ;;
     esac

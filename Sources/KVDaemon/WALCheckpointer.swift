@@ -45,36 +45,61 @@ public struct WALCheckpointer: Service {
         self.logger = logger
     }
 
+    /// Checkpoints until graceful shutdown. A disk failure (`mustStop`) ends it with an error,
+    /// which stops the node: a checkpoint whose fsync failed must not be tried again later, since
+    /// the kernel may have dropped the pages it could not write and a later fsync can succeed
+    /// without them.
     public func run() async throws {
         let pool = NIOThreadPool(numberOfThreads: 1)
         pool.start()
         let databases = self.databases, threshold = walBytesThreshold, logger = self.logger
-        try? await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                try await pool.runIfActive { Self.checkpoint(databases, threshold: threshold, logger: logger) }
-                try await Task.sleep(for: .milliseconds(intervalMillis))
+        var failure: SQLiteError?
+        do {
+            try await cancelWhenGracefulShutdown {
+                while !Task.isCancelled {
+                    try await pool.runIfActive { try Self.checkpoint(databases, threshold: threshold, logger: logger) }
+                    try await Task.sleep(for: .milliseconds(intervalMillis))
+                }
             }
+        } catch let error as SQLiteError {
+            failure = error
+        } catch {
+            // Cancelled: the node is stopping.
         }
         try await pool.shutdownGracefully()
+        if let failure {
+            logger.critical("background checkpoint failed; stopping the node: \(failure)")
+            throw DaemonError.storage(failure.storageError)
+        }
     }
 
-    static func checkpoint(_ databases: [Database], threshold: Int, logger: Logger) {
+    /// Whether a failed checkpoint must stop the node: an I/O error (`SQLITE_IOERR`: a failed
+    /// read, write or fsync) or a damaged file. Anything else (a lock held by the writer, a full
+    /// disk, which the Raft loop's own writes then report, no file descriptor left) is logged and
+    /// tried again on the next pass.
+    static func mustStop(_ error: SQLiteError) -> Bool {
+        error.isCorruption || error.isIOError
+    }
+
+    static func checkpoint(_ databases: [Database], threshold: Int, logger: Logger) throws(SQLiteError) {
         for database in databases {
             // The file's size is its high-water mark (a WAL restarts from its beginning without
             // shrinking); a WAL that restarted since the last look has little to copy anyway.
             var info = stat()
             guard stat(database.path + "-wal", &info) == 0, Int(info.st_size) > threshold else { continue }
-            database.fileGuard.withLock {
+            try database.fileGuard.withLock { () throws(SQLiteError) in
                 var options = SQLiteConnection.Options()
                 options.create = false
                 options.synchronous = .normal
                 options.busyTimeoutMilliseconds = 0
-                do {
+                do throws(SQLiteError) {
                     let connection = try SQLiteConnection(path: database.path, options: options)
                     let (_, frames, copied) = try connection.checkpointPassive()
                     database.progress.record(frames: frames, copied: copied)
-                } catch let error as SQLiteError where error.isBusy {
+                } catch where error.isBusy {
                     // The write lock was taken or an old reader is still there: next time.
+                } catch where mustStop(error) {
+                    throw error
                 } catch {
                     logger.warning("background checkpoint of \(database.path) failed: \(error)")
                 }

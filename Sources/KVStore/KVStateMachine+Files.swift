@@ -11,17 +11,15 @@ extension KVStateMachine {
     /// snapshotted to another node).
     public var databasePath: String { db.path }
 
-    /// Makes every applied entry durable: one commit with `synchronous=FULL`, whose WAL fsync
-    /// covers every earlier commit (the connection otherwise commits with `NORMAL`, which survives
-    /// a process crash but not a power cut). Called before the log is compacted behind the
-    /// applied index, since the state is then the only copy of those entries' effects.
+    /// Makes every applied entry durable: fdatasync of the database and its WAL
+    /// (`SQLiteConnection.syncToDisk`; the connection commits with `NORMAL`, which survives a
+    /// process crash but not a power cut). Called before the log is compacted behind the applied
+    /// index, since the state is then the only copy of those entries' effects. (A commit under
+    /// `synchronous=FULL` that rewrites a row with the same bytes is not enough: SQLite skips the
+    /// unchanged page, so nothing is written or synced.)
     public func makeDurable() throws(StorageError) {
         do {
-            try db.setSynchronous(.full)
-            try db.transaction { () throws(SQLiteError) in
-                try db.execute("UPDATE kv_meta SET value = value WHERE name = 'schema_version'")
-            }
-            try db.setSynchronous(.normal)
+            try db.syncToDisk()
         } catch {
             throw error.storageError
         }

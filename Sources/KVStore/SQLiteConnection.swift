@@ -1,5 +1,9 @@
 internal import CSQLite
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One connection to a SQLite database (the system `libsqlite3`), closed when the object goes
 /// away. Opened in WAL mode with `synchronous=FULL`, a busy timeout and foreign keys off, so that
 /// every committed transaction is durable when `COMMIT` returns.
@@ -42,6 +46,10 @@ public final class SQLiteConnection {
         /// `PRAGMA cache_size` in KiB of page cache for this connection; nil keeps SQLite's
         /// default (2 MiB).
         public var cacheKibibytes: Int32?
+
+        /// How `syncToDisk` flushes one open file to the disk: 0, or the errno of the failure.
+        /// Tests replace it to see what a failing disk does.
+        public var syncFile: @Sendable (Int32) -> Int32 = { fd in fdatasync(fd) == 0 ? 0 : errno }
 
         /// The defaults: 5 s busy timeout, `synchronous=FULL`, create if missing, no check.
         public init() {}
@@ -171,6 +179,35 @@ public final class SQLiteConnection {
         defer { statement.reset() }
         try statement.bind(values)
         return try statement.step() ? statement.int64(at: 0) : nil
+    }
+
+    /// Makes every transaction committed so far durable, whatever `synchronous` is: fdatasync of
+    /// the database file and of its WAL, where a commit in WAL mode wrote its frames (unsynced
+    /// under `synchronous=NORMAL`). SQLite has no call for this, and a commit under
+    /// `synchronous=FULL` is no substitute: one that changes no page (an UPDATE that writes the
+    /// same bytes) writes no frame and syncs nothing. A failure is `SQLITE_IOERR_FSYNC`, and the
+    /// caller must stop: after a failed fsync the kernel may have dropped the unwritten pages,
+    /// and a later fsync can succeed without them.
+    public func syncToDisk() throws(SQLiteError) {
+        guard path != ":memory:", !path.isEmpty else { return }
+        for file in [path, path + "-wal"] {
+            let fd = open(file, O_RDONLY | O_CLOEXEC)
+            if fd < 0 {
+                let code = errno
+                // No WAL file: every commit is in the database file (a checkpoint synced it).
+                if code == ENOENT && file != path { continue }
+                throw SQLiteError(
+                    path: file, operation: "open to fdatasync", extendedCode: SQLITE_IOERR,
+                    message: String(cString: strerror(code)))
+            }
+            let failure = options.syncFile(fd)
+            close(fd)
+            if failure != 0 {
+                throw SQLiteError(
+                    path: file, operation: "fdatasync", extendedCode: SQLITE_IOERR | (4 << 8),
+                    message: String(cString: strerror(failure)))
+            }
+        }
     }
 
     /// Rows changed by the most recent INSERT, UPDATE or DELETE.

@@ -31,6 +31,10 @@ public struct SQLiteError: Error, Hashable, Sendable, CustomStringConvertible {
     /// True when the file is not a database or its content is damaged: the data cannot be trusted.
     public var isCorruption: Bool { primaryCode == SQLITE_CORRUPT || primaryCode == SQLITE_NOTADB }
 
+    /// True for `SQLITE_IOERR` (a read, write or fsync the operating system refused): after a
+    /// failed fsync the unwritten pages may be gone, so the operation must not simply be retried.
+    public var isIOError: Bool { primaryCode == SQLITE_IOERR }
+
     /// True when the disk or file system failed or is full: retrying on the same disk will not help.
     public var isIOFailure: Bool {
         primaryCode == SQLITE_IOERR || primaryCode == SQLITE_FULL || primaryCode == SQLITE_CANTOPEN

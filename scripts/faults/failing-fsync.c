@@ -7,6 +7,10 @@
  * Triggers (either or both; with neither set the shim never fails):
  *   FAILING_FSYNC_TRIGGER=PATH  fail every call made after PATH exists;
  *   FAILING_FSYNC_AFTER=N       fail every call after the first N calls.
+ * And optionally which files:
+ *   FAILING_FSYNC_FILES=TEXT    fail only calls on files whose path contains TEXT (say
+ *                               "state.sqlite": a bad spot on the disk under one file); calls on
+ *                               other files go through.
  * Once failing it keeps failing (a real device error does not heal), and it does not pass the
  * call on: the data stays unsynced. The first failure, and every 1000th after it, is reported on
  * stderr as "failing-fsync: <call>(fd N: <path>) -> EIO (failure #K)", and at a normal exit the
@@ -27,7 +31,18 @@ static atomic_long calls;
 static atomic_long failures;
 static atomic_int failing;
 
-static int should_fail(void) {
+static int on_chosen_file(int fd) {
+    const char *files = getenv("FAILING_FSYNC_FILES");
+    if (files == NULL || *files == '\0') return 1;
+    char link[64], path[512];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t len = readlink(link, path, sizeof path - 1);
+    if (len <= 0) return 0;
+    path[len] = '\0';
+    return strstr(path, files) != NULL;
+}
+
+static int triggered(void) {
     if (atomic_load(&failing)) return 1;
     long n = atomic_fetch_add(&calls, 1) + 1;
     const char *after = getenv("FAILING_FSYNC_AFTER");
@@ -42,6 +57,8 @@ static int should_fail(void) {
     }
     return 0;
 }
+
+static int should_fail(int fd) { return triggered() && on_chosen_file(fd); }
 
 static int fail(const char *call, int fd) {
     long k = atomic_fetch_add(&failures, 1) + 1;
@@ -65,22 +82,22 @@ static int fail(const char *call, int fd) {
 #define NEXT(type, name) ((type)dlsym(RTLD_NEXT, name))
 
 int fsync(int fd) {
-    if (should_fail()) return fail("fsync", fd);
+    if (should_fail(fd)) return fail("fsync", fd);
     return NEXT(int (*)(int), "fsync")(fd);
 }
 
 int fdatasync(int fd) {
-    if (should_fail()) return fail("fdatasync", fd);
+    if (should_fail(fd)) return fail("fdatasync", fd);
     return NEXT(int (*)(int), "fdatasync")(fd);
 }
 
 int syncfs(int fd) {
-    if (should_fail()) return fail("syncfs", fd);
+    if (should_fail(fd)) return fail("syncfs", fd);
     return NEXT(int (*)(int), "syncfs")(fd);
 }
 
 int sync_file_range(int fd, off_t offset, off_t nbytes, unsigned int flags) {
-    if (should_fail()) return fail("sync_file_range", fd);
+    if (should_fail(fd)) return fail("sync_file_range", fd);
     return NEXT(int (*)(int, off_t, off_t, unsigned int), "sync_file_range")(fd, offset, nbytes, flags);
 }
 
