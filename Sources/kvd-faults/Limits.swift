@@ -63,8 +63,6 @@ enum Limits {
     /// One LOCK ... WAIT attempt waits a little longer than the server-side wait.
     static let lockAttemptTimeout: Duration = .milliseconds(lockWaitMillis + 1_000)
     static let lockRequestTimeout: Duration = .milliseconds(lockWaitMillis + 3_000)
-    /// How long workloads get to finish their requests in flight once told to stop.
-    static let workloadStopGrace: Duration = .seconds(10)
 
     // MARK: Checking
 
