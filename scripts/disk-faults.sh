@@ -82,6 +82,7 @@ cleanup() {
     for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
         umount "${mounts[$i]}" 2>/dev/null || umount -l "${mounts[$i]}" 2>/dev/null || true
     done
+    for image in "$root"/*-fs.img; do [ -e "$image" ] && detach_loops "$image"; done
     if [ -n "$keep" ]; then echo "disk-faults.sh: kept $root"; else rm -rf "$root"; fi
 }
 trap cleanup EXIT
@@ -297,17 +298,39 @@ make_small_fs() { # MOUNTPOINT: sets fs_kind, fs_image; returns 1 if this machin
     return 1
 }
 
-grow_fs() { # MOUNTPOINT: 512 MB, data kept
-    local mnt=$1
+grow_fs() { # MOUNTPOINT: 512 MB, data kept; returns 1 (with grow_error) if it cannot
+    local mnt=$1 out
+    grow_error=""
     if [ -n "$fs_image" ]; then
-        umount "$mnt"
+        local tries=0
+        until out=$(umount "$mnt" 2>&1); do
+            tries=$((tries + 1))
+            [ "$tries" -lt 20 ] || { grow_error="umount: $out ($(fuser -vm "$mnt" 2>&1 | tr '\n' ' '))"; return 1; }
+            sleep 0.5
+        done
+        # A loop device left attached to the image would be reused by the next mount with the
+        # old size: detach them all first.
+        detach_loops "$fs_image"
         truncate -s 512M "$fs_image"
-        e2fsck -f -y "$fs_image" >/dev/null 2>&1 || true
-        resize2fs "$fs_image" >/dev/null 2>&1
-        mount -o loop "$fs_image" "$mnt"
+        e2fsck -f -y "$fs_image" >"$work/e2fsck.out" 2>&1 || true
+        out=$(resize2fs "$fs_image" 2>&1) || { grow_error="resize2fs: $out"; return 1; }
+        out=$(mount -o loop "$fs_image" "$mnt" 2>&1) || { grow_error="mount: $out"; return 1; }
     else
-        mount -o remount,size=512m "$mnt"
+        out=$(mount -o remount,size=512m "$mnt" 2>&1) || { grow_error="remount: $out"; return 1; }
     fi
+    local size_mb
+    size_mb=$(df -m --output=size "$mnt" | tail -n 1 | tr -d ' ')
+    [ "$size_mb" -ge 256 ] || { grow_error="the file system is still ${size_mb} MB after growing it"; return 1; }
+}
+
+detach_loops() { # IMAGE: detaches every loop device backed by IMAGE
+    local device tries=0
+    while device=$(losetup -j "$1" 2>/dev/null | cut -d: -f1 | head -n 1) && [ -n "$device" ]; do
+        losetup -d "$device" 2>/dev/null || true
+        tries=$((tries + 1))
+        [ "$tries" -lt 20 ] || return 0
+        sleep 0.2
+    done
 }
 
 test_full_disk() { # ROLE
@@ -333,7 +356,11 @@ test_full_disk() { # ROLE
     case "$outcome" in fail-stop | kept-working) ;; *) ok=0 ;; esac
     final_check || ok=0
     stop_node 1
-    grow_fs "$work/data/1"
+    if ! grow_fs "$work/data/1"; then
+        record FAIL "$name" "$detail; could not grow the file system: $grow_error"
+        stop_cluster
+        return 0
+    fi
     if restart_and_verify; then detail="$detail; freed space: $after"; else detail="$detail; freed space: $after"; ok=0; fi
     final_check || ok=0
     stop_cluster
