@@ -35,6 +35,15 @@
 #   DISK_FAULTS_ONLY=fsync,clock scripts/disk-faults.sh some of them (full-disk, fsync, clock)
 #   KVD_SKIP_BUILD=1 KVD_BIN_DIR=/path/to/bin           use binaries already built (kvd, kvctl)
 set -euo pipefail
+
+# The small file systems are mounted in a mount namespace of this script's own: a namespace that
+# another program creates meanwhile (a fault harness running kvd in network namespaces, say)
+# would otherwise take a copy of the mount and keep the file system alive and in use after this
+# script unmounts it, so it could not be checked and grown offline.
+if [ "$(id -u)" -eq 0 ] && [ -z "${DISK_FAULTS_OWN_MOUNTS:-}" ] && command -v unshare >/dev/null &&
+    unshare --mount --propagation private true 2>/dev/null; then
+    DISK_FAULTS_OWN_MOUNTS=1 exec unshare --mount --propagation private "$0" "$@"
+fi
 cd "$(dirname "$0")/.."
 
 only=${DISK_FAULTS_ONLY:-full-disk,fsync,clock}
@@ -298,29 +307,30 @@ make_small_fs() { # MOUNTPOINT: sets fs_kind, fs_image; returns 1 if this machin
     return 1
 }
 
-grow_fs() { # MOUNTPOINT: 512 MB, data kept; returns 1 (with grow_error) if it cannot
-    local mnt=$1 out
+grow_fs() { # MOUNTPOINT: 512 MB, data kept; returns 1 with grow_error if it cannot
+    local mnt=$1 out size_mb tries
     grow_error=""
     if [ -n "$fs_image" ]; then
-        local tries=0
+        tries=0
         until out=$(umount "$mnt" 2>&1); do
             tries=$((tries + 1))
-            [ "$tries" -lt 20 ] || { grow_error="umount: $out ($(fuser -vm "$mnt" 2>&1 | tr '\n' ' '))"; return 1; }
+            [ "$tries" -lt 20 ] || { grow_error="umount: $out"; return 1; }
             sleep 0.5
         done
         # A loop device left attached to the image would be reused by the next mount with the
         # old size: detach them all first.
         detach_loops "$fs_image"
         truncate -s 512M "$fs_image"
-        e2fsck -f -y "$fs_image" >"$work/e2fsck.out" 2>&1 || true
+        # e2fsck exits 0 once the file system is clean (1 when it fixed something, such as the
+        # free-block counts ext4 leaves approximate); resize2fs wants a clean one.
+        for tries in 1 2 3; do e2fsck -f -y "$fs_image" >"$work/e2fsck.out" 2>&1 && break; done
         out=$(resize2fs "$fs_image" 2>&1) || { grow_error="resize2fs: $out"; return 1; }
         out=$(mount -o loop "$fs_image" "$mnt" 2>&1) || { grow_error="mount: $out"; return 1; }
     else
         out=$(mount -o remount,size=512m "$mnt" 2>&1) || { grow_error="remount: $out"; return 1; }
     fi
-    local size_mb
     size_mb=$(df -m --output=size "$mnt" | tail -n 1 | tr -d ' ')
-    [ "$size_mb" -ge 256 ] || { grow_error="the file system is still ${size_mb} MB after growing it"; return 1; }
+    [ "$size_mb" -ge 256 ] || { grow_error="the file system is still ${size_mb} MB after growing it: $(tr '\n' ' ' <<<"$out")"; return 1; }
 }
 
 detach_loops() { # IMAGE: detaches every loop device backed by IMAGE
