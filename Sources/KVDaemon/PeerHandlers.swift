@@ -106,9 +106,9 @@ final class PeerInboundHandler: ChannelInboundHandler {
     private let transport: PeerTransport
     private var state = State.awaitingHandshake(nil)
     private var remote = "unknown"
-    /// When the last frame arrived; on a probed connection, silence for `peer-stall-timeout-ms`
+    /// When bytes last arrived; on a probed connection, silence for `peer-stall-timeout-ms`
     /// means the dialing side is gone or stuck.
-    private var lastReceived = NIODeadline.now()
+    private let activity: ReceiveActivity
     private var silenceWatch: RepeatedTask?
     /// The node whose connection this is, once its handshake was accepted.
     private var establishedPeer: NodeID?
@@ -116,8 +116,9 @@ final class PeerInboundHandler: ChannelInboundHandler {
     /// its dialer's process vanishing: no evidence that the peer is gone.
     private var deliberate = false
 
-    init(transport: PeerTransport) {
+    init(transport: PeerTransport, activity: ReceiveActivity) {
         self.transport = transport
+        self.activity = activity
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -135,7 +136,6 @@ final class PeerInboundHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        lastReceived = .now()
         switch (state, frame) {
         case (.awaitingHandshake(let timer), .handshake(let handshake)):
             timer?.cancel()
@@ -187,7 +187,7 @@ final class PeerInboundHandler: ChannelInboundHandler {
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let channel = context.channel
         silenceWatch = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { task in
-            let silence = NIODeadline.now() - handler.value.lastReceived
+            let silence = NIODeadline.now() - handler.value.activity.lastReceived
             guard silence >= limit else { return }
             task.cancel()
             let reason = "nothing received for \(silence.nanoseconds / 1_000_000) ms (peer-stall-timeout-ms)"
@@ -229,5 +229,19 @@ final class PeerInboundHandler: ChannelInboundHandler {
         // A frame that does not decode (garbage, oversized, truncated, another version) ends
         // this connection only; the node and its other connections are unaffected.
         refuse(context: context, "\(error)")
+    }
+}
+
+/// Stamps when bytes last arrived on a connection, before they are decoded: silence is judged on
+/// bytes, so a large frame that takes a while to arrive is not mistaken for a silent peer.
+final class ReceiveActivity: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private(set) var lastReceived = NIODeadline.now()
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lastReceived = .now()
+        context.fireChannelRead(data)
     }
 }

@@ -106,9 +106,11 @@ public final class PeerTransport: Service, Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
+                    let activity = ReceiveActivity()
+                    try sync.addHandler(activity)
                     try sync.addHandler(ByteToMessageHandler(PeerFrameDecoder(frameBytesMax: frameBytesMax)))
                     try sync.addHandler(MessageToByteHandler(PeerFrameEncoder()))
-                    try sync.addHandler(PeerInboundHandler(transport: self))
+                    try sync.addHandler(PeerInboundHandler(transport: self, activity: activity))
                     try sync.addHandler(ConnectionTracker(transport: self))
                 }
             }

@@ -230,6 +230,20 @@ extension RaftDriver {
         lockWaiters = [:]
     }
 
+    /// This node stopped leading without knowing a new leader (CheckQuorum: it lost contact
+    /// with a majority): it will not learn what became of its writes until it hears from the
+    /// cluster again, so their clients are told now (`-UNAVAILABLE`, indeterminate) and can retry
+    /// at the new leader — with a session, exactly once — instead of waiting out their timeout.
+    /// A leader deposed by a newer leader it hears from keeps its writes pending: their outcome
+    /// arrives with the new leader's log.
+    func answerWritesOfLostLeadership(term: Term) {
+        for (index, pending) in pendingWrites {
+            pendingWrites[index] = nil
+            if case .internalCommand = pending.kind { continue }
+            pending.reply.send(.unavailable("outcome unknown: this node lost contact with the majority and stopped leading in term \(term); retry at the new leader"))
+        }
+    }
+
     /// Requests past their deadline get `-TIMEOUT` (indeterminate for writes).
     func expireDeadlines(now: UInt64) {
         for (index, pending) in pendingWrites where pending.deadline <= now {
@@ -255,6 +269,9 @@ extension RaftDriver {
 
     func noteRoleChanges() {
         let status = node.status
+        if lastRole == .leader, status.role != .leader, status.leaderID == nil {
+            answerWritesOfLostLeadership(term: status.currentTerm)
+        }
         if status.role != lastRole || status.leaderID != lastLeader {
             logger.info(
                 "role \(roleName(status.role)) in term \(status.currentTerm)",

@@ -12,6 +12,9 @@ struct Progress: Sendable {
     var inflight: [LogIndex] = []
     /// Whether the follower answered since the last CheckQuorum round.
     var recentlyActive = false
+    /// The leader's tick (`ticksElapsed`) when the follower last answered, or when it started to
+    /// be tracked: CheckQuorum counts it as heard from for an election timeout after that.
+    var lastHeardTick: UInt64
     /// Set when the follower installed a snapshot, until it has caught up with the commit index:
     /// the leader keeps every entry it still needs, however many (see `RaftNode.compact(at:)`).
     var catchingUpFromSnapshot = false
@@ -45,7 +48,8 @@ struct Progress: Sendable {
         var pinned = false
     }
 
-    init(matchIndex: LogIndex, nextIndex: LogIndex) {
+    init(matchIndex: LogIndex, nextIndex: LogIndex, trackedSinceTick: UInt64) {
+        self.lastHeardTick = trackedSinceTick
         self.matchIndex = matchIndex
         self.nextIndex = nextIndex
         self.mode = .probe

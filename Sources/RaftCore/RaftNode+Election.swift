@@ -189,7 +189,7 @@ extension RaftNode {
         var leader = LeaderState()
         let next = log.lastIndex.next
         for member in log.membership.allMembers where member != id {
-            leader.progress[member] = Progress(matchIndex: .zero, nextIndex: next)
+            leader.progress[member] = Progress(matchIndex: .zero, nextIndex: next, trackedSinceTick: ticksElapsed)
         }
         let noop = Entry(term: currentTerm, index: next, payload: .noop)
         log.appendAsLeader([noop])

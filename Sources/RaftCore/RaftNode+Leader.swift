@@ -107,7 +107,7 @@ extension RaftNode {
         if case .membership(let membership) = entry.payload {
             // The new membership is in force from now on (thesis §4.1): track exactly its members.
             for member in membership.allMembers where member != id && leader.progress[member] == nil {
-                leader.progress[member] = Progress(matchIndex: .zero, nextIndex: entry.index)
+                leader.progress[member] = Progress(matchIndex: .zero, nextIndex: entry.index, trackedSinceTick: ticksElapsed)
             }
             for member in leader.progress.keys where !membership.allMembers.contains(member) {
                 leader.progress[member] = nil

@@ -10,13 +10,16 @@ extension RaftNode {
                 // Thesis §3.10: abort a transfer that did not complete within an election timeout.
                 leader.transfer = transfer.elapsedTicks >= node.configuration.electionTimeoutTicks ? nil : transfer
             }
+            // CheckQuorum (thesis §6.2), judged at every tick: a leader that has not heard from a
+            // quorum within an election timeout steps down at once, so that its clients are told
+            // and go to the new leader instead of waiting on it for up to another timeout.
+            if node.configuration.checkQuorum && !node.quorumHeardWithinElectionTimeout(leader) {
+                leader.stepDownRequested = .lostQuorum
+                return
+            }
             if node.electionElapsed >= node.configuration.electionTimeoutTicks {
                 node.electionElapsed = 0
                 if node.configuration.checkQuorum {
-                    guard node.quorumActive(leader) else {
-                        leader.stepDownRequested = .lostQuorum
-                        return
-                    }
                     for peer in leader.progress.keys { leader.progress[peer]?.recentlyActive = false }
                 }
             }
@@ -27,11 +30,18 @@ extension RaftNode {
         }
     }
 
-    /// CheckQuorum: did a quorum of voters (counting this leader) answer since the last round?
-    func quorumActive(_ leader: LeaderState) -> Bool {
+    /// CheckQuorum: did a quorum of voters (counting this leader) answer within the last election
+    /// timeout? A follower counts from when it last answered, or from when this leader started
+    /// tracking it (its election, or the membership change that added it).
+    func quorumHeardWithinElectionTimeout(_ leader: LeaderState) -> Bool {
         let voters = log.membership.voters
-        let active = voters.filter { $0 == id || leader.progress[$0]?.recentlyActive == true }.count
-        return active >= voters.count / 2 + 1
+        let window = UInt64(configuration.electionTimeoutTicks)
+        let heard = voters.filter { voter in
+            guard voter != id else { return true }
+            guard let progress = leader.progress[voter] else { return false }
+            return ticksElapsed - progress.lastHeardTick < window
+        }
+        return heard.count >= voters.count / 2 + 1
     }
 
     /// A pipeline whose in-flight messages went unanswered for half an election timeout lost some
@@ -197,6 +207,7 @@ extension RaftNode {
             throw .invalidMessage("node \(message.from) acknowledged index \(response.matchIndex) beyond our last \(log.lastIndex)")
         }
         progress.recentlyActive = true
+        progress.lastHeardTick = ticksElapsed
         progress.ackedRound = max(progress.ackedRound, response.round)
         if response.success {
             let moved = progress.acknowledge(response.matchIndex)

@@ -67,6 +67,21 @@ import Testing
         }
     }
 
+    /// Thesis §6.2, judged at every tick: a leader cut off in the middle of a CheckQuorum round
+    /// steps down exactly one election timeout after it last heard from a quorum, not at the end
+    /// of the next whole round (up to twice as late), so its clients learn sooner.
+    @Test func thesis6_2_checkQuorumCountsFromTheLastAnswer() {
+        var cluster = Cluster(voters: [n1, n2, n3])
+        cluster.elect(n1)
+        cluster.tick(4)
+        cluster.isolate(n1)
+        let timeout = cluster[n1].configuration.electionTimeoutTicks
+        cluster.tick(n1, timeout - 1)
+        #expect(cluster[n1].isLeader)
+        cluster.tick(n1, 1)
+        #expect(!cluster[n1].isLeader)
+    }
+
     /// Thesis §6.2: with CheckQuorum a leader that has not heard from a majority within an
     /// election timeout steps down (so clients can find the real leader); without it, it does not.
     @Test(arguments: [true, false])
