@@ -174,3 +174,20 @@ func writeFile(_ path: String, _ text: String) throws(HarnessError) {
         written += count
     }
 }
+
+/// The whole of a text file.
+func readFile(_ path: String) throws(HarnessError) -> String {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { throw HarnessError.fileRead(path: path, detail: "errno \(errno)") }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let count = read(fd, &buffer, buffer.count)
+        if count < 0 && errno == EINTR { continue }
+        guard count >= 0 else { throw HarnessError.fileRead(path: path, detail: "errno \(errno)") }
+        if count == 0 { break }
+        bytes += buffer[0..<count]
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}

@@ -100,6 +100,8 @@ struct Harness: Sendable {
             verdicts.append(Verdict(name: "negative control detected", passed: negative.detected, detail: negative.detail))
         }
         let passed = verdicts.allSatisfy(\.passed)
+        let historyPath = "\(work)/registers-history.tsv"
+        try HistoryFile.write(recorder.snapshot.registers.operations, to: historyPath)
         let figures = Report.figures(records, recorder.snapshot)
         say("")
         say("availability per fault kind (reported, not asserted):")
@@ -108,6 +110,7 @@ struct Harness: Sendable {
         say("safety verdicts:")
         for verdict in verdicts { say("  \(verdict.passed ? "PASS" : "FAIL")  \(verdict.name): \(verdict.detail)") }
         say(negativeLine)
+        if !passed { say("register history: \(historyPath) (check again with kvd-faults --check-history FILE)") }
         let summary = RunSummary(
             seed: settings.seed, minutes: settings.phaseMinutes, nodes: settings.nodes, replay: settings.replay,
             faults: figures, events: records.map(FaultEvent.init), verdicts: verdicts, negativeControl: negativeLine, passed: passed)

@@ -18,6 +18,10 @@ enum HarnessError: Error, CustomStringConvertible {
     case noLeader(waited: Duration, detail: String)
     /// A file could not be written.
     case fileWrite(path: String, detail: String)
+    /// A file could not be read.
+    case fileRead(path: String, detail: String)
+    /// A line of a history file that is not an operation.
+    case badHistoryLine(path: String, line: Int, text: String)
 
     /// Whether the run cannot happen on this machine at all (as opposed to failing).
     var isEnvironmentMissing: Bool {
@@ -47,6 +51,10 @@ enum HarnessError: Error, CustomStringConvertible {
             "no leader known by every node after \(waited)\(detail.isEmpty ? "" : ": \(detail)")"
         case .fileWrite(let path, let detail):
             "cannot write \(path): \(detail)"
+        case .fileRead(let path, let detail):
+            "cannot read \(path): \(detail)"
+        case .badHistoryLine(let path, let line, let text):
+            "\(path):\(line): not an operation: \(text.prefix(200))"
         }
     }
 }

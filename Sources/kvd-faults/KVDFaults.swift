@@ -48,6 +48,12 @@ struct KVDFaults: AsyncParsableCommand {
     @Flag(help: "Keep the work directory (node logs, data) even when the run passes.")
     var keepWork = false
 
+    @Option(help: "Check a register history file written by an earlier run, then exit (no cluster, no root).")
+    var checkHistory: String?
+
+    @Option(help: "Time budget per key for --check-history, in seconds.")
+    var checkSeconds = 600
+
     func validate() throws {
         guard Limits.nodeCounts.contains(nodes) else {
             throw ValidationError("--nodes must be one of \(Limits.nodeCounts.sorted()), not \(nodes)")
@@ -56,12 +62,24 @@ struct KVDFaults: AsyncParsableCommand {
             throw ValidationError("--minutes must be above 0 and at most \(Int(Limits.minutesMax)), not \(minutes)")
         }
         if short && minutes != nil { throw ValidationError("--short fixes the length; leave out --minutes") }
+        guard checkSeconds > 0 else { throw ValidationError("--check-seconds must be positive, not \(checkSeconds)") }
         if negativeControlOnly && skipNegativeControl {
             throw ValidationError("--negative-control-only and --skip-negative-control exclude each other")
         }
     }
 
     func run() async throws {
+        if let checkHistory {
+            let passed: Bool
+            do {
+                passed = try HistoryCheck.run(path: checkHistory, budget: .seconds(checkSeconds))
+            } catch {
+                say("kvd-faults: \(error)")
+                throw ExitCode(2)
+            }
+            if !passed { throw ExitCode(1) }
+            return
+        }
         let signalSources = Cleanup.shared.installSignalHandlers()
         defer { signalSources.forEach { $0.cancel() } }
         if cleanupOnly {
