@@ -43,6 +43,8 @@ enum Limits {
     /// Register clients, keys and the pause between their operations.
     static let registerClients = 4
     static let registerKeys = 5
+    /// Register clients move to fresh keys this often (see `RegisterWorkload.key`).
+    static let registerKeyEpochSeconds = 20
     static let registerPauseMillis = 10...40
     /// Lock clients contending for one lock, the TTL of their leases and the lock wait.
     static let lockClients = 3
