@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // The Raft engine: a deterministic, I/O-free state machine. Standard library only.
@@ -84,9 +85,24 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // kvctl, including `kvctl bench`: the load tester (HDR histograms, pipelined RESP
+        // connections of its own, the Universal Scalability Law fit, SVG plots).
         .executableTarget(
             name: "kvctl",
-            dependencies: ["KVProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "KVProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // `kvctl bench`'s pure parts (USL fit, key distributions, open-loop accounting, option
+        // validation, SVG) and its client against an in-process RESP server.
+        .testTarget(
+            name: "BenchTests",
+            dependencies: ["kvctl", "KVProtocol", .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: strictSettings
         ),
         .testTarget(
