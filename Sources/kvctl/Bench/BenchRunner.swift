@@ -37,6 +37,7 @@ struct BenchRunner {
             Task {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .seconds(1))
+                    if Task.isCancelled { return }
                     report(BenchProgressSnapshot(
                         clients: clients, elapsedNanos: BenchClock.now() - start, warmupNanos: measureFrom - start,
                         succeeded: counters.succeeded.load(ordering: .relaxed),
@@ -58,6 +59,7 @@ struct BenchRunner {
             return merged
         }
         reporter?.cancel()
+        await reporter?.value
         let seconds: Double
         switch (plan.stop, schedule) {
         case (_, .some(let openLoop)): seconds = Double(openLoop.totalCount - openLoop.warmupCount) / openLoop.rate
