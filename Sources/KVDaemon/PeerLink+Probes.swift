@@ -49,7 +49,9 @@ extension PeerLink {
             logger.warning(
                 "peer \(peer.id) at \(peer.peer): no probe answered for \(waited.nanoseconds / 1_000_000) ms (peer-stall-timeout-ms \(settings.peerStallTimeoutMillis)); closing the connection and redialing")
             // channelInactive then ends the attempt and redials. A stall is a judgment about
-            // timing, not evidence that the peer is gone: Raft's election timer decides that.
+            // timing, not evidence that the peer is gone: Raft only uses it to campaign when its
+            // leader lease ends rather than later (`RaftNode.peerStalled`).
+            onStalled(peer.id)
             let reason = "no probe answered for \(waited.nanoseconds / 1_000_000) ms; redialing"
             channel.writeAndFlush(PeerOutboundFrame.refusal(reason)).whenComplete { _ in channel.close(promise: nil) }
         case .send(let sequence):

@@ -32,6 +32,8 @@ final class PeerLink: Sendable {
     /// Called (on the event loop) with the evidence that the peer is gone: its connection ended
     /// without a goodbye, or nobody listens at its address.
     let onUnreachable: @Sendable (NodeID) -> Void
+    /// Called (on the event loop) when the peer stopped answering probes on an open connection.
+    let onStalled: @Sendable (NodeID) -> Void
 
     /// Frames written per drain before yielding the event loop to other connections.
     static let framesPerDrainMax = 16
@@ -68,8 +70,10 @@ final class PeerLink: Sendable {
     }
 
     init(peer: ClusterNode, selfID: NodeID, clusterID: String, settings: ClusterSettings, eventLoop: any EventLoop,
-         logger: Logger, onUnreachable: @escaping @Sendable (NodeID) -> Void = { _ in }) {
+         logger: Logger, onUnreachable: @escaping @Sendable (NodeID) -> Void = { _ in },
+         onStalled: @escaping @Sendable (NodeID) -> Void = { _ in }) {
         self.onUnreachable = onUnreachable
+        self.onStalled = onStalled
         self.peer = peer
         self.selfID = selfID
         self.clusterID = clusterID

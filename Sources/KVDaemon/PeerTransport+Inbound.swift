@@ -116,8 +116,10 @@ final class ConnectionTracker: ChannelInboundHandler {
 public enum PeerInbound: Sendable {
     /// One received frame's messages.
     case messages([Message])
-    /// Evidence that this node cannot reach the peer now (see `PeerTransport`).
+    /// Evidence that the peer is gone (see `PeerTransport`).
     case unreachable(NodeID)
+    /// The peer stopped answering probes on an open connection (`RaftNode.peerStalled`).
+    case stalled(NodeID)
 }
 
 /// What the transport has done so far, for metrics and tests.

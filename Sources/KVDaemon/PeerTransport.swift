@@ -79,7 +79,8 @@ public final class PeerTransport: Service, Sendable {
         for node in config.nodes where node.id != selfID {
             links[node.id] = PeerLink(
                 peer: node, selfID: selfID, clusterID: config.clusterID, settings: config.settings,
-                eventLoop: group.next(), logger: logger, onUnreachable: { events.yield(.unreachable($0)) })
+                eventLoop: group.next(), logger: logger, onUnreachable: { events.yield(.unreachable($0)) },
+                onStalled: { events.yield(.stalled($0)) })
         }
         self.links = links
     }

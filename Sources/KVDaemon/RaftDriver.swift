@@ -208,6 +208,7 @@ public final class RaftDriver {
             case .command(let command, let localReads, let responder): start(command, localReads: localReads, reply: responder)
             case .handOver(let done): done(startHandOver())
             case .peerUnreachable(let peer): onPeerUnreachable(peer)
+            case .peerStalled(let peer): onPeerStalled(peer)
             }
         }
         try processReady()
@@ -228,7 +229,7 @@ public final class RaftDriver {
             case .tick: ticks += 1
             case .peerMessages: peerBatches += 1
             case .command: commands += 1
-            case .handOver, .peerUnreachable: break
+            case .handOver, .peerUnreachable, .peerStalled: break
             }
         }
         logger.warning(
@@ -295,6 +296,14 @@ public final class RaftDriver {
         logger.info(
             "leader unreachable; starting a pre-vote round early",
             metadata: ["leader": "\(peer)", "term": "\(before.currentTerm)", "role": "\(node.status.role)"])
+    }
+
+    /// The transport saw `peer` stop answering on an open connection. If it leads this node, the
+    /// node campaigns when its lease ends instead of at its randomized timeout (`RaftNode.peerStalled`).
+    func onPeerStalled(_ peer: NodeID) {
+        guard node.status.leaderID == peer else { return }
+        logger.info("leader stopped answering probes; campaigning when the leader lease ends", metadata: ["leader": "\(peer)"])
+        node.peerStalled(peer)
     }
 
     func step(_ messages: [Message]) -> [StepError] {

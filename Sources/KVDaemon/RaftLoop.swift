@@ -8,8 +8,10 @@ import Synchronization
 public enum LoopInput: Sendable {
     case tick
     case peerMessages([Message])
-    /// The transport's evidence that a peer cannot be reached (`RaftNode.peerUnreachable`).
+    /// The transport's evidence that a peer is gone (`RaftNode.peerUnreachable`).
     case peerUnreachable(NodeID)
+    /// The transport saw a peer stop answering on an open connection (`RaftNode.peerStalled`).
+    case peerStalled(NodeID)
     case command(ClientCommand, localReads: Bool, Responder)
     /// Graceful stop: a leader hands leadership over; `done` learns whether it started to.
     case handOver(done: @Sendable (Bool) -> Void)
@@ -82,7 +84,7 @@ final class LoopMailbox: Sendable {
             case .command:
                 if queue.commands >= limits.commandsMax { return .refused }
                 queue.commands += 1
-            case .handOver, .peerUnreachable:
+            case .handOver, .peerUnreachable, .peerStalled:
                 break
             }
             queue.inputs.append(input)
@@ -153,6 +155,7 @@ public struct RaftLoopHandle: Sendable {
         switch inbound {
         case .messages(let messages): mailbox.post(.peerMessages(messages))
         case .unreachable(let peer): mailbox.post(.peerUnreachable(peer))
+        case .stalled(let peer): mailbox.post(.peerStalled(peer))
         }
     }
 }

@@ -66,6 +66,7 @@ extension RaftNode {
         case .follower:
             setLeader(leader)
             electionElapsed = 0
+            stalledLeader = nil
         }
     }
 
@@ -172,6 +173,7 @@ extension RaftNode {
         if case .leader(let state) = role { failPendingReads(state, reason: .notLeader(leaderHint: leader)) }
         role = .follower
         setLeader(leader)
+        stalledLeader = nil
         resetElectionTimer()
     }
 

@@ -24,6 +24,29 @@ extension RaftNode {
     /// its place in the stagger.
     public mutating func peerUnreachable(_ peer: NodeID) {
         guard case .follower = role, leaderID == peer, peer != id else { return }
+        campaignAfterLeaderLoss(peer)
+    }
+
+    /// The driver's evidence that `peer` stopped answering although its connection is open (a
+    /// paused process, a network that drops everything): weaker than `peerUnreachable`, since a
+    /// busy leader looks the same for a while. A voting follower whose leader is `peer` keeps its
+    /// lease — it goes on refusing other candidates — but when the lease ends (an election timeout
+    /// after it last heard from the leader) it campaigns at its place in the stagger at once,
+    /// instead of at its randomized timeout, up to another election timeout later. Hearing from
+    /// the leader again withdraws the suspicion.
+    public mutating func peerStalled(_ peer: NodeID) {
+        guard case .follower = role, leaderID == peer, peer != id else { return }
+        if electionElapsed >= configuration.electionTimeoutTicks {
+            campaignAfterLeaderLoss(peer)
+        } else {
+            stalledLeader = peer
+        }
+    }
+
+    /// Forgets the lost leader `peer` (ending the lease, so this node grants other followers'
+    /// pre-votes) and campaigns at this node's place among the remaining voters.
+    mutating func campaignAfterLeaderLoss(_ peer: NodeID) {
+        stalledLeader = nil
         setLeader(nil)
         let voters = log.membership.voters
         guard voters.contains(id) else { return }

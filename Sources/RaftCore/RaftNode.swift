@@ -42,6 +42,9 @@ public struct RaftNode: Sendable {
     /// Highest log index the driver confirmed durable; a leader counts itself only up to here.
     var persistedIndex: LogIndex
     var readyOutstanding = false
+    /// The leader the driver reported as no longer answering (`peerStalled`): this follower
+    /// campaigns as soon as its leader lease ends instead of at its randomized timeout.
+    var stalledLeader: NodeID?
 
     enum Role: Sendable {
         case follower
@@ -182,6 +185,13 @@ public struct RaftNode: Sendable {
             tickLeader()
         case .follower, .preCandidate, .candidate:
             electionElapsed += 1
+            if let stalled = stalledLeader, electionElapsed >= configuration.electionTimeoutTicks {
+                stalledLeader = nil
+                if case .follower = role, leaderID == stalled {
+                    campaignAfterLeaderLoss(stalled)
+                    return
+                }
+            }
             if electionElapsed >= randomizedElectionTimeout {
                 electionElapsed = 0
                 if isVoter { campaign() } else { resetElectionTimer() }

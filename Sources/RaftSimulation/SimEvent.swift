@@ -24,6 +24,8 @@ enum SimEvent {
     case phase(String)
     /// `NodeID` was told that `peer` cannot be reached (`RaftNode.peerUnreachable`).
     case unreachable(NodeID, peer: NodeID)
+    /// `NodeID` was told that `peer` stopped answering (`RaftNode.peerStalled`).
+    case stalled(NodeID, peer: NodeID)
 
     var text: String {
         switch self {
@@ -49,6 +51,7 @@ enum SimEvent {
         case .snapshot(let id, let index): return "snapshot node \(id) at \(index)"
         case .phase(let name): return "=== \(name) ==="
         case .unreachable(let id, let peer): return "node \(id) told node \(peer) is unreachable"
+        case .stalled(let id, let peer): return "node \(id) told node \(peer) stopped answering"
         }
     }
 

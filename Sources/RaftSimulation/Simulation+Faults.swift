@@ -13,13 +13,26 @@ extension Simulation {
             victim.pausedUntil = now + UInt64(ticks)
             stats.pauses += 1
             record(.pause(victim.id, ticks: ticks))
+            // Its peers' probes go unanswered: some of them are told it stalled (they act on it
+            // only when their lease ends).
+            for other in liveServers where other !== victim && random.chance(perMille: 500) {
+                record(.stalled(other.id, peer: victim.id))
+                stats.unreachableReports += 1
+                other.node?.peerStalled(victim.id)
+            }
         }
         if random.chance(perMille: parameters.falseUnreachablePerMille), let observer = random.pick(liveServers),
             let peer = random.pick(servers.filter { $0 !== observer })
         {
-            // False evidence, e.g. a connection that broke while the peer lives: it must never
-            // cost safety, and a live leader must survive it.
-            reportUnreachable(peer.id, to: observer)
+            // False evidence, e.g. a connection that broke while the peer lives, or a busy peer
+            // taken for a stalled one: it must never cost safety.
+            if random.chance(perMille: 500) {
+                reportUnreachable(peer.id, to: observer)
+            } else {
+                record(.stalled(observer.id, peer: peer.id))
+                stats.unreachableReports += 1
+                observer.node?.peerStalled(peer.id)
+            }
         }
         if network.partitionName != nil, now >= partitionEndsAt {
             network.heal()

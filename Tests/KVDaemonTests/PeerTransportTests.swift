@@ -45,6 +45,7 @@ final class Inbox: Sendable {
     private final class Box: Sendable {
         let messages = Mutex<[Message]>([])
         let unreachable = Mutex<[NodeID]>([])
+        let stalled = Mutex<[NodeID]>([])
     }
 
     private let box = Box()
@@ -57,6 +58,7 @@ final class Inbox: Sendable {
                 switch inbound {
                 case .messages(let batch): box.messages.withLock { $0.append(contentsOf: batch) }
                 case .unreachable(let peer): box.unreachable.withLock { $0.append(peer) }
+                case .stalled(let peer): box.stalled.withLock { $0.append(peer) }
                 }
             }
         }
@@ -65,6 +67,8 @@ final class Inbox: Sendable {
     var messages: [Message] { box.messages.withLock { $0 } }
     /// Peers reported unreachable, in order.
     var unreachable: [NodeID] { box.unreachable.withLock { $0 } }
+    /// Peers reported as no longer answering probes, in order.
+    var stalled: [NodeID] { box.stalled.withLock { $0 } }
 
     deinit { task.cancel() }
 }

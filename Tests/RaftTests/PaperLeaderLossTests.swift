@@ -101,3 +101,50 @@ import Testing
         #expect(throws: ConfigurationError.self) { try configuration.validate() }
     }
 }
+
+/// Weaker evidence (`peerStalled`: the leader's connection is open but nothing comes back): the
+/// follower keeps its lease, then campaigns the moment the lease ends instead of at its
+/// randomized timeout; hearing from the leader withdraws the suspicion.
+@Suite struct PaperLeaderStallTests {
+    @Test func stalledLeaderIsReplacedWhenTheLeaseEndsNotAtTheRandomTimeout() {
+        var cluster = Cluster(voters: [n1, n2, n3])
+        cluster.elect(n1)
+        cluster.isolate(n1)
+        cluster[n2].peerStalled(n1)
+        cluster[n3].peerStalled(n1)
+        #expect(cluster[n2].status.leaderID == n1, "the lease still holds")
+        let timeout = cluster[n2].configuration.electionTimeoutTicks
+        for _ in 0..<(timeout - 1) {
+            cluster[n2].tick()
+            cluster[n3].tick()
+        }
+        cluster.deliverAll()
+        #expect(cluster[n2].roleName == .follower)
+        cluster[n2].tick()
+        cluster[n3].tick()
+        cluster.deliverAll()
+        #expect(cluster[n2].isLeader, "n2 is first in line and campaigned as its lease ended")
+    }
+
+    @Test func hearingFromTheLeaderWithdrawsTheSuspicion() {
+        var cluster = Cluster(voters: [n1, n2, n3])
+        cluster.elect(n1)
+        let term = cluster[n1].currentTerm
+        cluster[n2].peerStalled(n1)
+        cluster.tick(2 * cluster[n1].configuration.electionTimeoutTicks)
+        #expect(cluster.leaders == [n1])
+        #expect(cluster[n1].currentTerm == term)
+        #expect(cluster[n2].stalledLeader == nil)
+    }
+
+    @Test func aFollowerOutOfLeaseCampaignsAtOnce() {
+        var cluster = Cluster(voters: [n1, n2, n3])
+        cluster.elect(n1)
+        cluster.isolate(n1)
+        let timeout = cluster[n2].configuration.electionTimeoutTicks
+        // Ticks without the randomized timer firing: at least `timeout` of them are allowed.
+        for _ in 0..<timeout { cluster[n2].electionElapsed += 1 }
+        cluster[n2].peerStalled(n1)
+        #expect(cluster[n2].roleName == .preCandidate)
+    }
+}
