@@ -77,11 +77,15 @@ done
 common=(--keys "$keys" --seed "$seed" --warmup "$warmup" --duration "$seconds" --json)
 # bench NAME TARGET(kvd|redis) ARGS...: one kvctl bench run, its JSON in OUT/NAME-TARGET.json.
 bench() {
-    local name=$1 target=$2 endpoints
+    local name=$1 target=$2 endpoints label
     shift 2
-    if [ "$target" = kvd ]; then endpoints=$kvd_endpoints; else endpoints=127.0.0.1:$redis_port; fi
+    if [ "$target" = kvd ]; then
+        endpoints=$kvd_endpoints label="kvd, 3 nodes"
+    else
+        endpoints=127.0.0.1:$redis_port label="redis-server, appendfsync always"
+    fi
     echo "bench-report.sh: $name on $target: kvctl bench $*"
-    "$kvctl" bench --endpoints "$endpoints" "$@" "${common[@]}" >"$out/$name-$target.json"
+    "$kvctl" bench --endpoints "$endpoints" --label "$label" "$@" "${common[@]}" >"$out/$name-$target.json"
 }
 
 for target in kvd redis; do

@@ -57,10 +57,11 @@ import Testing
     @Test func jsonIsValidAndComplete() throws {
         let plan = try BenchPlan.validated(BenchRawOptions(clients: "1,2,4,8,16"), endpoints: [KVEndpoint(host: "h", port: 1)])
         let fit = USLFit.fit(Self.sweep.map { (Double($0.clients), $0.throughput) })
-        let text = BenchReport.json(plan, target: KVEndpoint(host: "h", port: 1), results: Self.sweep, fit: fit).rendered()
+        let text = BenchReport.json(plan, target: KVEndpoint(host: "h", port: 1), label: "kvd \"3\"", results: Self.sweep, fit: fit).rendered()
         try checkJSON(text)
         #expect(text.contains("\"usl\":{\"lambda\":100"))
         #expect(text.contains("\"p99.9\":"))
+        #expect(text.contains("\"label\":\"kvd \\\"3\\\"\""))
         #expect(text.contains("{\"kind\":\"NOTLEADER\",\"indeterminate\":false,\"count\":1}"))
     }
 

@@ -59,6 +59,8 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Seconds to wait for a TCP connection.") var connectTimeout = 2.0
     @Option(help: "Write an SVG plot of the sweep (throughput and latency against clients) to this file.")
     var svg: String?
+    @Option(help: "A name for the server in the report and the SVG title (default: its address).")
+    var label: String?
     @Flag(help: "Print the results as JSON instead of text.") var json = false
 
     var rawOptions: BenchRawOptions {
@@ -88,7 +90,7 @@ struct Bench: AsyncParsableCommand {
             throw CLIError(error.description, status: 2)
         }
         do {
-            try await BenchSession(plan: plan, json: json, svgPath: svg).run()
+            try await BenchSession(plan: plan, json: json, svgPath: svg, label: label).run()
         } catch {
             throw CLIError(error.description)
         }
@@ -107,6 +109,7 @@ struct BenchSession {
     let plan: BenchPlan
     let json: Bool
     let svgPath: String?
+    let label: String?
 
     func run() async throws(BenchError) {
         let target = try await BenchTarget.discover(plan)
@@ -117,7 +120,8 @@ struct BenchSession {
         let runner = BenchRunner(
             plan: plan, target: target, chooser: chooser,
             progress: json ? nil : BenchProgress.reporter(totalSeconds: totalSeconds))
-        if !json { Output.line(BenchReport.header(plan, target: target)) }
+        let name = label ?? target.description
+        if !json { Output.line(BenchReport.header(plan, target: name)) }
         var results: [BenchRunResult] = []
         for (level, clients) in plan.clientLevels.enumerated() {
             let result = try await runner.run(clients: clients, level: level)
@@ -129,13 +133,13 @@ struct BenchSession {
         }
         let fit = plan.isSweep ? USLFit.fit(results.map { (Double($0.clients), $0.throughput) }) : nil
         if json {
-            Output.line(BenchReport.json(plan, target: target, results: results, fit: fit).rendered())
+            Output.line(BenchReport.json(plan, target: target, label: name, results: results, fit: fit).rendered())
         } else if plan.isSweep {
             Output.line("")
             Output.line(BenchReport.sweep(results, fit: fit))
         }
         if let svgPath {
-            let title = "kvctl bench \(plan.workload.rawValue) against \(target)"
+            let title = "kvctl bench \(plan.workload.rawValue): \(name)"
             try BenchSVG.write(BenchSVG.render(results, fit: fit, title: title), to: svgPath)
             if !json { Output.line("wrote \(svgPath)") }
         }

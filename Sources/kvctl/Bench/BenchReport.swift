@@ -6,7 +6,7 @@ enum BenchReport {
     static let percentiles: [(String, Double)] = [("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9)]
 
     /// One line describing the plan, e.g. `put on 127.0.0.1:7003: closed loop, 10 s after 1 s warm-up, ...`.
-    static func header(_ plan: BenchPlan, target: KVEndpoint) -> String {
+    static func header(_ plan: BenchPlan, target: String) -> String {
         var parts: [String] = []
         switch plan.pacing {
         case .closedLoop(let pipeline): parts.append(pipeline > 1 ? "closed loop, pipeline \(pipeline)" : "closed loop")
@@ -96,10 +96,11 @@ enum BenchReport {
 
     // MARK: JSON
 
-    static func json(_ plan: BenchPlan, target: KVEndpoint, results: [BenchRunResult], fit: USLFit?) -> BenchJSON {
+    static func json(_ plan: BenchPlan, target: KVEndpoint, label: String, results: [BenchRunResult], fit: USLFit?) -> BenchJSON {
         var members: [(String, BenchJSON)] = [
             ("workload", .string(plan.workload.rawValue)),
             ("target", .string(target.description)),
+            ("label", .string(label)),
             ("plan", planJSON(plan)),
             ("runs", .array(results.map(runJSON))),
         ]
