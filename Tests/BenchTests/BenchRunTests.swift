@@ -1,4 +1,5 @@
 import KVProtocol
+import Synchronization
 import Testing
 
 @testable import kvctl
@@ -67,6 +68,19 @@ import Testing
         #expect(recorder.succeeded > 0)
     }
 
+    @Test func lostConnectionsAreReopenedAndCounted() async throws {
+        let sets = SetCounter()
+        let server = try await ScriptedServer.start { request, _ in
+            guard request.first == "SET" else { return .reply(.nullBulkString) }
+            return sets.next() < 5 ? .reply(.ok) : .hangUp
+        }
+        defer { Task { await server.stop() } }
+        let plan = try Self.plan(["put", "--requests", "12"], at: [server.endpoint])
+        let result = try await Self.run(plan, clients: 1)
+        #expect(result.recorder.succeeded == 5)
+        #expect(result.recorder.failures == [BenchFailureKind(name: "connection lost", indeterminate: true): 7])
+    }
+
     @Test func followsNotLeaderToTheLeader() async throws {
         let leader = try await ScriptedServer.start(Self.keyValue)
         let follower = try await ScriptedServer.start { _, _ in
@@ -121,5 +135,18 @@ import Testing
         await server.stop()
         let plan = try Self.plan(["put", "--connect-timeout", "1"], at: [endpoint])
         await #expect(throws: BenchError.self) { try await BenchTarget.discover(plan) }
+    }
+}
+
+/// Counts the SETs a scripted server has seen, across its connections.
+final class SetCounter: Sendable {
+    private let count = Mutex(0)
+
+    /// The number of SETs seen before this one.
+    func next() -> Int {
+        count.withLock { value in
+            defer { value += 1 }
+            return value
+        }
     }
 }

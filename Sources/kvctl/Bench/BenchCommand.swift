@@ -10,7 +10,8 @@ struct Bench: AsyncParsableCommand {
         abstract: "Load-test a kvd cluster (or any RESP server, e.g. redis-server) and report latency percentiles.",
         discussion: """
             WORKLOAD is put (SET), get (GET), mixed (GET with --read-ratio, else SET), cas (kvd's CAS \
-            key expected new) or lock (kvd lock cycles: LEASE GRANT, LOCK ... WAIT, UNLOCK, LEASE REVOKE; \
+            key expected new, expecting the value this client last saw; an unseen key is read first, \
+            unmeasured) or lock (kvd lock cycles: LEASE GRANT, LOCK ... WAIT, UNLOCK, LEASE REVOKE; \
             cas and lock are refused against a server without them).
 
             Closed loop (default): --clients connections each send a request (or a batch of --pipeline) \
@@ -87,7 +88,7 @@ struct Bench: AsyncParsableCommand {
         do {
             plan = try BenchPlan.validated(rawOptions, endpoints: try cluster.resolveNodes().map(\.endpoint))
         } catch let error as BenchError {
-            throw CLIError(error.description, status: 2)
+            throw CLIError(error.description, status: 64)
         }
         do {
             try await BenchSession(plan: plan, json: json, svgPath: svg, label: label).run()

@@ -65,7 +65,7 @@ struct BenchWorker {
                 if first >= total { break }
                 count = min(pipeline, total - first)
             }
-            guard let connection = await connected(measuring: measuring) else { continue }
+            guard let connection = await connected(measuring: measuring, requests: count) else { continue }
             var operations = (0..<count).map { _ in source.next() }
             if plan.workload == .cas {
                 guard await refreshBeliefs(&operations, on: connection) else { continue }
@@ -92,7 +92,7 @@ struct BenchWorker {
                 break
             }
             let measured = schedule.isMeasured(request)
-            guard let connection = await connected(measuring: measured) else { continue }
+            guard let connection = await connected(measuring: measured, requests: 1) else { continue }
             var operations = [source.next()]
             if plan.workload == .cas {
                 guard await refreshBeliefs(&operations, on: connection) else { continue }
@@ -256,9 +256,10 @@ struct BenchWorker {
         connection = nil
     }
 
-    /// The connection, reconnecting if it was lost; nil (after a pause, counted as
-    /// `unreachable`) if no connection could be made, trying the next endpoint next time.
-    private mutating func connected(measuring: Bool) async -> BenchConnection? {
+    /// The connection, reconnecting if it was lost; nil (after a pause, the `requests` about to
+    /// be sent counted as `unreachable`) if no connection could be made, trying the next
+    /// endpoint next time.
+    private mutating func connected(measuring: Bool, requests: Int) async -> BenchConnection? {
         if let connection, connection.isActive { return connection }
         dropConnection()
         do {
@@ -266,7 +267,7 @@ struct BenchWorker {
             connection = fresh
             return fresh
         } catch {
-            fail(.unreachable, at: BenchClock.now(), measuring)
+            for _ in 0..<requests { fail(.unreachable, at: BenchClock.now(), measuring) }
             let endpoints = plan.endpoints
             if let position = endpoints.firstIndex(of: endpoint) {
                 endpoint = endpoints[(position + 1) % endpoints.count]
