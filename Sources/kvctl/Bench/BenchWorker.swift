@@ -131,7 +131,7 @@ struct BenchWorker {
                     at: reply.receivedAt, measured)
             case .failure(let failure):
                 fail(.transport(failure), at: BenchClock.now(), measured)
-                dropConnection()
+                abandonConnection()
             }
         }
     }
@@ -155,7 +155,7 @@ struct BenchWorker {
                 }
             case .failure(let failure):
                 fail(.transport(failure), at: BenchClock.now(), false)
-                dropConnection()
+                abandonConnection()
                 return false
             }
         }
@@ -219,7 +219,7 @@ struct BenchWorker {
             }
             return .success(reply.value)
         case .failure(let failure):
-            dropConnection()
+            abandonConnection()
             return .failure(.transport(failure))
         }
     }
@@ -256,6 +256,26 @@ struct BenchWorker {
         connection = nil
     }
 
+    /// After a connection failed or went silent: the next connection goes to the next endpoint,
+    /// since the node may be gone or stopped (a stopped node's kernel still accepts connections).
+    /// A follower there names the leader in `-NOTLEADER`. Once per failed connection, however
+    /// many of its requests failed.
+    private mutating func abandonConnection() {
+        guard connection != nil else { return }
+        dropConnection()
+        rotateEndpoint()
+    }
+
+    private mutating func rotateEndpoint() {
+        let endpoints = plan.endpoints
+        if let position = endpoints.firstIndex(of: endpoint) {
+            endpoint = endpoints[(position + 1) % endpoints.count]
+        } else {
+            // A leader learnt from -NOTLEADER that is not in the list: start over at the list.
+            endpoint = endpoints[0]
+        }
+    }
+
     /// The connection, reconnecting if it was lost; nil (after a pause, the `requests` about to
     /// be sent counted as `unreachable`) if no connection could be made, trying the next
     /// endpoint next time.
@@ -268,12 +288,7 @@ struct BenchWorker {
             return fresh
         } catch {
             for _ in 0..<requests { fail(.unreachable, at: BenchClock.now(), measuring) }
-            let endpoints = plan.endpoints
-            if let position = endpoints.firstIndex(of: endpoint) {
-                endpoint = endpoints[(position + 1) % endpoints.count]
-            } else {
-                endpoint = context.target
-            }
+            rotateEndpoint()
             try? await Task.sleep(for: Self.reconnectPause)
             return nil
         }
