@@ -37,10 +37,10 @@ struct BenchWorker {
 
     let context: BenchRunContext
     let index: Int
-    private var endpoint: KVEndpoint
-    private var connection: BenchConnection?
-    private var source: BenchOperationSource
-    private var recorder: BenchRecorder
+    var endpoint: KVEndpoint
+    var connection: BenchConnection?
+    var source: BenchOperationSource
+    var recorder: BenchRecorder
 
     init(context: BenchRunContext, index: Int, connection: BenchConnection?) {
         self.context = context
@@ -51,7 +51,7 @@ struct BenchWorker {
         recorder = BenchRecorder(measureFrom: context.measureFrom)
     }
 
-    private var plan: BenchPlan { context.plan }
+    var plan: BenchPlan { context.plan }
 
     /// Each request (or batch of `pipeline`) is sent when the previous one was answered.
     mutating func runClosedLoop(pipeline: Int) async -> BenchRecorder {
@@ -136,101 +136,13 @@ struct BenchWorker {
         }
     }
 
-    /// Reads the value of every CAS key this client has no belief about (not measured), and
-    /// creates missing keys, so that swaps can succeed. False if the connection failed.
-    private mutating func refreshBeliefs(_ operations: inout [BenchOperation], on connection: BenchConnection) async -> Bool {
-        for operation in operations {
-            guard let key = source.keyNeedingRefresh(operation) else { continue }
-            switch await connection.send([Array("GET".utf8), source.key(key)], timeout: plan.requestTimeout) {
-            case .success(let reply):
-                if let value = reply.value.bytes {
-                    source.believe(key: key, value: value)
-                } else if reply.value.isNull {
-                    let create: [[UInt8]] = [Array("SET".utf8), source.key(key), source.value]
-                    if case .success(let created) = await connection.send(create, timeout: plan.requestTimeout),
-                        created.value == .ok
-                    {
-                        source.believe(key: key, value: source.value)
-                    }
-                }
-            case .failure(let failure):
-                fail(.transport(failure), at: BenchClock.now(), false)
-                abandonConnection()
-                return false
-            }
-        }
-        operations = operations.map(source.refreshed)
-        return true
-    }
-
-    /// One lock cycle: grant a lease, take the lock with it (waiting in the server's queue),
-    /// release the lock, revoke the lease. A failure part-way revokes the lease if one was granted.
-    private mutating func lockCycle(name: Int, on connection: BenchConnection) async -> Result<Void, BenchFailureKind> {
-        let lockName = source.lockName(name)
-        let lease: Int64
-        switch await step(["LEASE", "GRANT", String(plan.leaseTTLSeconds)], on: connection) {
-        case .success(.integer(let id)): lease = id
-        case .success: return .failure(Self.unexpectedReply)
-        case .failure(let kind): return .failure(kind)
-        }
-        let waitTimeout = plan.requestTimeout + .milliseconds(plan.lockWaitMilliseconds)
-        let token: Int64
-        switch await step(
-            [Array("LOCK".utf8), lockName] + ["LEASE", String(lease), "WAIT", String(plan.lockWaitMilliseconds)].map { Array($0.utf8) },
-            on: connection, timeout: waitTimeout)
-        {
-        case .success(.integer(let granted)): token = granted
-        case .success:
-            await revoke(lease, on: connection)
-            return .failure(Self.unexpectedReply)
-        case .failure(let kind):
-            await revoke(lease, on: connection)
-            return .failure(kind)
-        }
-        if case .failure(let kind) = await step([Array("UNLOCK".utf8), lockName, Array(String(token).utf8)], on: connection) {
-            await revoke(lease, on: connection)
-            return .failure(kind)
-        }
-        if case .failure(let kind) = await step(["LEASE", "REVOKE", String(lease)], on: connection) {
-            return .failure(kind)
-        }
-        return .success(())
-    }
-
-    static let unexpectedReply = BenchFailureKind(name: "unexpected reply", indeterminate: false)
-
-    private mutating func revoke(_ lease: Int64, on connection: BenchConnection) async {
-        guard connection.isActive else { return }
-        _ = await connection.send(["LEASE", "REVOKE", String(lease)].map { Array($0.utf8) }, timeout: plan.requestTimeout)
-    }
-
-    private mutating func step(_ words: [String], on connection: BenchConnection) async -> Result<RESPValue, BenchFailureKind> {
-        await step(words.map { Array($0.utf8) }, on: connection)
-    }
-
-    private mutating func step(
-        _ request: [[UInt8]], on connection: BenchConnection, timeout: Duration? = nil
-    ) async -> Result<RESPValue, BenchFailureKind> {
-        switch await connection.send(request, timeout: timeout ?? plan.requestTimeout) {
-        case .success(let reply):
-            if case .error(let text) = reply.value {
-                await follow(text)
-                return .failure(.errorReply(text))
-            }
-            return .success(reply.value)
-        case .failure(let failure):
-            abandonConnection()
-            return .failure(.transport(failure))
-        }
-    }
-
-    private mutating func succeed(latency: UInt64, at completedAt: UInt64, _ measured: Bool) {
+    mutating func succeed(latency: UInt64, at completedAt: UInt64, _ measured: Bool) {
         guard measured else { return }
         recorder.recordSuccess(latencyNanos: latency, completedAt: completedAt)
         context.counters.succeeded.wrappingAdd(1, ordering: .relaxed)
     }
 
-    private mutating func fail(_ kind: BenchFailureKind, at completedAt: UInt64, _ measured: Bool) {
+    mutating func fail(_ kind: BenchFailureKind, at completedAt: UInt64, _ measured: Bool) {
         guard measured else { return }
         recorder.recordFailure(kind, completedAt: completedAt)
         context.counters.failed.wrappingAdd(1, ordering: .relaxed)
@@ -238,7 +150,7 @@ struct BenchWorker {
 
     /// After `-NOTLEADER id host:port`, the next connection goes to that address; after
     /// `-NOTLEADER unknown unknown`, waits a moment for the election.
-    private mutating func follow(_ errorText: String) async {
+    mutating func follow(_ errorText: String) async {
         let words = errorText.split(separator: " ")
         guard words.first?.uppercased() == "NOTLEADER" else { return }
         if words.count >= 3, let leader = KVEndpoint(words[2]) {
@@ -251,7 +163,7 @@ struct BenchWorker {
         }
     }
 
-    private mutating func dropConnection() {
+    mutating func dropConnection() {
         connection?.close()
         connection = nil
     }
@@ -260,13 +172,13 @@ struct BenchWorker {
     /// since the node may be gone or stopped (a stopped node's kernel still accepts connections).
     /// A follower there names the leader in `-NOTLEADER`. Once per failed connection, however
     /// many of its requests failed.
-    private mutating func abandonConnection() {
+    mutating func abandonConnection() {
         guard connection != nil else { return }
         dropConnection()
         rotateEndpoint()
     }
 
-    private mutating func rotateEndpoint() {
+    mutating func rotateEndpoint() {
         let endpoints = plan.endpoints
         if let position = endpoints.firstIndex(of: endpoint) {
             endpoint = endpoints[(position + 1) % endpoints.count]
