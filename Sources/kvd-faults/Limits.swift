@@ -61,7 +61,7 @@ enum Limits {
     static let sessionPauseMillis = 10...40
     /// Overall deadline of one client request, retries included, and of one attempt.
     static let requestTimeout: Duration = .seconds(4)
-    static let attemptTimeout: Duration = .seconds(1)
+    static let attemptTimeout: Duration = .milliseconds(600)
     /// One LOCK ... WAIT attempt waits a little longer than the server-side wait.
     static let lockAttemptTimeout: Duration = .milliseconds(lockWaitMillis + 1_000)
     static let lockRequestTimeout: Duration = .milliseconds(lockWaitMillis + 3_000)
