@@ -18,7 +18,8 @@ struct Schedule: Sendable {
     }
 
     mutating func next() -> PlannedFault {
-        let kind = firstPass.isEmpty ? FaultKind.allCases.randomElement(using: &generator)! : firstPass.removeFirst()
+        let kinds = FaultKind.allCases
+        let kind = firstPass.isEmpty ? kinds[Int.random(in: kinds.indices, using: &generator)] : firstPass.removeFirst()
         return PlannedFault(
             kind: kind,
             faultMillis: Int.random(in: Limits.faultMillis, using: &generator),

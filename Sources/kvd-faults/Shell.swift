@@ -117,7 +117,9 @@ func offload<T: Sendable>(_ work: @escaping @Sendable () throws(HarnessError) ->
             continuation.resume(returning: Result { () throws(HarnessError) -> T in try work() })
         })
         let created = pthread_create(&thread, nil, { raw in
-            let work = Unmanaged<ThreadWork>.fromOpaque(raw!).takeRetainedValue()
+            // The argument is the pointer passed below, never nil.
+            guard let raw else { return nil }
+            let work = Unmanaged<ThreadWork>.fromOpaque(raw).takeRetainedValue()
             work.body()
             return nil
         }, box.toOpaque())
