@@ -194,7 +194,7 @@ final class PeerInboundHandler: ChannelInboundHandler {
             handler.value.transport.logger.warning("peer \(peer): \(reason) on its connection from \(handler.value.remote); closing it")
             handler.value.deliberate = true
             handler.value.state = .closing
-            channel.writeAndFlush(PeerOutboundFrame.refusal(reason)).whenComplete { _ in channel.close(promise: nil) }
+            PeerSocket.close(channel, goodbye: reason)
         }
     }
 
@@ -205,8 +205,7 @@ final class PeerInboundHandler: ChannelInboundHandler {
         guard case .closing = state else {
             state = .closing
             transport.refusedConnection(from: remote, reason: reason)
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(.refusal(reason))).whenComplete { _ in channel.close(promise: nil) }
+            PeerSocket.close(context.channel, goodbye: reason)
             return
         }
     }

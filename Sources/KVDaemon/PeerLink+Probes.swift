@@ -53,7 +53,7 @@ extension PeerLink {
             // leader lease ends rather than later (`RaftNode.peerStalled`).
             onStalled(peer.id)
             let reason = "no probe answered for \(waited.nanoseconds / 1_000_000) ms; redialing"
-            channel.writeAndFlush(PeerOutboundFrame.refusal(reason)).whenComplete { _ in channel.close(promise: nil) }
+            PeerSocket.close(channel, goodbye: reason)
         case .send(let sequence):
             channel.writeAndFlush(PeerOutboundFrame.probe(sequence), promise: nil)
         }

@@ -18,6 +18,12 @@ enum PeerSocket {
         SocketOptionValue(settings.peerStallTimeoutMillis)
     }
 
+    /// Closes `channel` by this node's own decision: a refusal frame first, with `reason`, so the
+    /// other side logs why and does not take the close for a vanished process.
+    static func close(_ channel: any Channel, goodbye reason: String) {
+        channel.writeAndFlush(PeerOutboundFrame.refusal(reason)).whenComplete { _ in channel.close(promise: nil) }
+    }
+
     /// Whether a connection error means the other end vanished (`ECONNRESET`, `EPIPE`): the
     /// kernel of a killed process resets connections that still held unread data.
     static func isAbruptEnd(_ error: any Error) -> Bool {

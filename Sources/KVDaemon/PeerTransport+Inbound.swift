@@ -62,8 +62,7 @@ extension PeerTransport {
             return Array(older.values)
         }
         for channel in older {
-            channel.writeAndFlush(PeerOutboundFrame.refusal("replaced by a newer connection from node \(peer)"))
-                .whenComplete { _ in channel.close(promise: nil) }
+            PeerSocket.close(channel, goodbye: "replaced by a newer connection from node \(peer)")
         }
         links[peer]?.redialIfWaiting()
     }

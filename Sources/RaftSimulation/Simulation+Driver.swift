@@ -120,6 +120,14 @@ extension Simulation {
         }
     }
 
+    /// Tells `observer` that `peer` stopped answering on an open connection.
+    func reportStalled(_ peer: NodeID, to observer: SimServer) {
+        guard observer.node != nil else { return }
+        record(.stalled(observer.id, peer: peer))
+        stats.unreachableReports += 1
+        observer.node?.peerStalled(peer)
+    }
+
     /// Gives `observer` the evidence that `peer` is unreachable.
     func reportUnreachable(_ peer: NodeID, to observer: SimServer) {
         guard observer.node != nil else { return }

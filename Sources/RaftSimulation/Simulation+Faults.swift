@@ -16,9 +16,7 @@ extension Simulation {
             // Its peers' probes go unanswered: some of them are told it stalled (they act on it
             // only when their lease ends).
             for other in liveServers where other !== victim && random.chance(perMille: 500) {
-                record(.stalled(other.id, peer: victim.id))
-                stats.unreachableReports += 1
-                other.node?.peerStalled(victim.id)
+                reportStalled(victim.id, to: other)
             }
         }
         if random.chance(perMille: parameters.falseUnreachablePerMille), let observer = random.pick(liveServers),
@@ -29,9 +27,7 @@ extension Simulation {
             if random.chance(perMille: 500) {
                 reportUnreachable(peer.id, to: observer)
             } else {
-                record(.stalled(observer.id, peer: peer.id))
-                stats.unreachableReports += 1
-                observer.node?.peerStalled(peer.id)
+                reportStalled(peer.id, to: observer)
             }
         }
         if network.partitionName != nil, now >= partitionEndsAt {
