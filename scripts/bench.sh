@@ -43,9 +43,8 @@ declare -A node_pid=()
 redis_pid=""
 
 cleanup() {
-    local pid
-    for pid in "${node_pid[@]}" $redis_pid; do kill -KILL "$pid" 2>/dev/null || true; done
-    for pid in "${node_pid[@]}" $redis_pid; do wait "$pid" 2>/dev/null || true; done
+    # shellcheck disable=SC2086 # redis_pid is empty or one pid
+    kill_and_reap "${node_pid[@]}" $redis_pid
     if [ -n "${BENCH_KEEP:-}${KEEP_WORK:-}" ]; then echo "bench.sh: kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT

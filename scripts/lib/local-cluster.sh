@@ -73,3 +73,10 @@ info_field() { # NODE FIELD
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# kill_and_reap PID...: SIGKILL every process given and wait for each (for cleanup traps).
+kill_and_reap() {
+    local pid
+    for pid in "$@"; do kill -KILL "$pid" 2>/dev/null || true; done
+    for pid in "$@"; do wait "$pid" 2>/dev/null || true; done
+}
