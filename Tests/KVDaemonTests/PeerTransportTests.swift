@@ -30,7 +30,10 @@ func freePorts(_ count: Int) -> [Int] {
 
 /// A configuration of `ids.count` nodes on loopback with the given peer ports.
 func loopbackConfig(cluster: String = "demo", ids: [UInt64], peerPorts: [Int], extra: String = "") throws -> ClusterConfig {
-    let clientPorts = freePorts(ids.count)
+    // Drawn separately, the kernel may hand out a port the peer ports already use (they were
+    // released when `freePorts` returned): draw until none collides.
+    var clientPorts = freePorts(ids.count)
+    while !Set(clientPorts).isDisjoint(with: peerPorts) { clientPorts = freePorts(ids.count) }
     var text = "cluster-id \(cluster)\n\(extra)\n"
     for (position, id) in ids.enumerated() {
         text += "node \(id) peer=127.0.0.1:\(peerPorts[position]) client=127.0.0.1:\(clientPorts[position])\n"
