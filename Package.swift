@@ -115,7 +115,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KVDaemonTests",
-            dependencies: ["KVDaemon", "KVProtocol", "RaftCore", "KVStore"],
+            dependencies: ["KVDaemon", "KVProtocol", "RaftCore", "KVStore", .product(name: "NIOEmbedded", package: "swift-nio")],
             swiftSettings: strictSettings
         ),
         // Real kvd processes on loopback (ports chosen free at run time), driven by kvctl and

@@ -72,17 +72,14 @@ public enum Daemon {
                     host: address.host, port: address.port, registry: registry, group: group, logger: logger,
                     health: { await healthJSON(handle) }))
         }
-        let forward = Task { for await inbound in transport.inbound { loop.handle.deliver(inbound) } }
+        transport.deliverInbound(to: loop.handle)
         let sampler = Task {
             while !Task.isCancelled {
                 metrics.record(transport.counters())
                 try? await Task.sleep(for: .seconds(1))
             }
         }
-        defer {
-            forward.cancel()
-            sampler.cancel()
-        }
+        defer { sampler.cancel() }
         logger.info("kvd starting", metadata: ["cluster": "\(config.clusterID)", "data": "\(directory.path)"])
         let serviceGroup = ServiceGroup(
             configuration: ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -66,9 +66,9 @@ public struct DaemonMetrics: Sendable {
         peerDrops.inboundLag.record(counters.inboundBatchesDropped)
     }
 
-    /// Latency of one client command, per command name.
-    public func recordCommand(_ name: String, nanoseconds: Int64) {
-        commandTimers.timer(for: name).recordNanoseconds(nanoseconds)
+    /// The latency timer of one client command name (a connection keeps the one it last used).
+    func commandTimer(named name: String) -> Timer {
+        commandTimers.timer(for: name)
     }
 
     /// Time a lock waiter spent queued.

@@ -38,7 +38,7 @@ public final class PeerTransport: Service, Sendable {
     let logger: Logger
     private let group: any EventLoopGroup
     let links: [NodeID: PeerLink]
-    let continuation: AsyncStream<PeerInbound>.Continuation
+    let route: InboundRoute
     let state = Mutex(ListenerState())
 
     /// Batches of messages from other nodes, one batch per received frame, in arrival order per
@@ -72,15 +72,17 @@ public final class PeerTransport: Service, Sendable {
         self.settings = config.settings
         self.group = group
         self.logger = logger
-        (inbound, continuation) = AsyncStream.makeStream(
+        let (inbound, continuation) = AsyncStream.makeStream(
             of: PeerInbound.self, bufferingPolicy: .bufferingNewest(config.settings.peerQueueMessagesMax))
-        let events = continuation
+        self.inbound = inbound
+        let events = InboundRoute(continuation)
+        self.route = events
         var links: [NodeID: PeerLink] = [:]
         for node in config.nodes where node.id != selfID {
             links[node.id] = PeerLink(
                 peer: node, selfID: selfID, clusterID: config.clusterID, settings: config.settings,
-                eventLoop: group.next(), logger: logger, onUnreachable: { events.yield(.unreachable($0)) },
-                onStalled: { events.yield(.stalled($0)) })
+                eventLoop: group.next(), logger: logger, onUnreachable: { events.forward(.unreachable($0)) },
+                onStalled: { events.forward(.stalled($0)) })
         }
         self.links = links
     }
@@ -196,6 +198,6 @@ public final class PeerTransport: Service, Sendable {
         }
         for channel in channels { try? await channel.close() }
         for link in links.values { await link.stop() }
-        continuation.finish()
+        route.finish()
     }
 }

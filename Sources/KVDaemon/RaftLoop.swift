@@ -1,5 +1,6 @@
 public import Logging
 public import RaftCore
+import NIOPosix
 public import ServiceLifecycle
 import Synchronization
 
@@ -17,10 +18,10 @@ public enum LoopInput: Sendable {
     case handOver(done: @Sendable (Bool) -> Void)
 }
 
-/// Inputs waiting for the Raft loop. Producers (client connections, the peer transport, the
-/// ticker) append under a lock and wake the loop; the loop takes everything queued at once, so
-/// that all proposals that arrived while it was busy (for example in an fsync) share the next
-/// log write (group commit).
+/// Inputs waiting for the Raft loop. Producers (client connections and the peer transport, on
+/// their event-loop threads) append under a lock and wake the loop's thread; the loop takes
+/// everything queued at once, so that all proposals that arrived while it was busy (for example
+/// in an fsync) share the next log write (group commit).
 ///
 /// Bounded, so that a loop that falls behind cannot be buried: at most one tick waits (a loop
 /// that was stalled does not then run a burst of ticks, which would look like a silent leader to
@@ -29,8 +30,8 @@ public enum LoopInput: Sendable {
 /// are refused at once with a definite error, which pushes back on the clients.
 final class LoopMailbox: Sendable {
     private let queue = Mutex(Queue())
-    let wakeups: AsyncStream<Void>
-    private let wake: AsyncStream<Void>.Continuation
+    /// Wakes the loop's thread when something is queued.
+    let signal = LoopSignal()
     let limits: Limits
 
     /// How much may wait for the loop.
@@ -52,6 +53,8 @@ final class LoopMailbox: Sendable {
     /// What `post` did with an input.
     enum Outcome {
         case queued
+        /// Queued, and the oldest peer batch dropped to make room.
+        case queuedDroppingOldest
         /// A tick was already waiting; this one is merged into it.
         case merged
         /// The queue is full (commands) or the loop has stopped.
@@ -60,7 +63,6 @@ final class LoopMailbox: Sendable {
 
     init(limits: Limits = Limits()) {
         self.limits = limits
-        (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Queues `input` within the limits.
@@ -77,8 +79,9 @@ final class LoopMailbox: Sendable {
                     let oldest = queue.inputs.firstIndex(where: { if case .peerMessages = $0 { true } else { false } })
                 {
                     queue.inputs.remove(at: oldest)
-                    queue.peerBatches -= 1
+                    queue.inputs.append(input)
                     queue.peerBatchesDropped += 1
+                    return .queuedDroppingOldest
                 }
                 queue.peerBatches += 1
             case .command:
@@ -90,12 +93,13 @@ final class LoopMailbox: Sendable {
             queue.inputs.append(input)
             return .queued
         }
-        if case .queued = outcome { wake.yield() }
+        switch outcome {
+        case .queued, .queuedDroppingOldest: signal.signal()
+        case .merged, .refused: break
+        }
         return outcome
     }
 
-    /// Wakes the loop with nothing queued, so that it finishes work it left for later.
-    func nudge() { wake.yield() }
 
     /// Everything queued so far, in arrival order.
     func drain() -> [LoopInput] {
@@ -119,12 +123,12 @@ final class LoopMailbox: Sendable {
     /// Stops accepting inputs and ends the loop once it has drained what is queued.
     func close() {
         queue.withLock { $0.closed = true }
-        wake.finish()
+        signal.signal()
     }
 }
 
 /// The sending side of the Raft loop, for the client server and the peer transport.
-public struct RaftLoopHandle: Sendable {
+public struct RaftLoopHandle: PeerInboundConsumer {
     let mailbox: LoopMailbox
 
     /// Runs one client command through the loop and returns its reply.
@@ -132,7 +136,7 @@ public struct RaftLoopHandle: Sendable {
         await withCheckedContinuation { (result: CheckedContinuation<Reply, Never>) in
             let responder = Responder { result.resume(returning: $0) }
             switch mailbox.post(.command(command, localReads: localReads, responder)) {
-            case .queued, .merged: break
+            case .queued, .queuedDroppingOldest, .merged: break
             case .refused: result.resume(returning: refusal())
             }
         }
@@ -150,19 +154,29 @@ public struct RaftLoopHandle: Sendable {
         mailbox.post(.peerMessages(messages))
     }
 
-    /// Hands what the peer transport received to the loop, in order.
-    public func deliver(_ inbound: PeerInbound) {
+    /// Hands what the peer transport received to the loop, in order; false if an older batch
+    /// was dropped to make room (the loop is behind).
+    @discardableResult
+    public func accept(_ inbound: PeerInbound) -> Bool {
+        let outcome: LoopMailbox.Outcome
         switch inbound {
-        case .messages(let messages): mailbox.post(.peerMessages(messages))
-        case .unreachable(let peer): mailbox.post(.peerUnreachable(peer))
-        case .stalled(let peer): mailbox.post(.peerStalled(peer))
+        case .messages(let messages): outcome = mailbox.post(.peerMessages(messages))
+        case .unreachable(let peer): outcome = mailbox.post(.peerUnreachable(peer))
+        case .stalled(let peer): outcome = mailbox.post(.peerStalled(peer))
         }
+        if case .queuedDroppingOldest = outcome { return false }
+        return true
     }
 }
 
 /// The one long-running job that owns the node (a `Service` in the daemon's `ServiceGroup`).
-/// It builds the `RaftDriver` inside its own task — the driver holds SQLite connections and is
-/// never shared — then handles inputs one at a time until shutdown.
+/// It runs on a thread of its own, never on Swift's cooperative pool: every iteration may block
+/// in an fsync or a SQLite call, and a blocked pool thread would stall unrelated tasks (on a
+/// 2-core machine the pool has two). It builds the `RaftDriver` on that thread — the driver holds
+/// SQLite connections and is never shared — then waits for inputs or the next tick, handles
+/// everything queued as one batch, and repeats until shutdown. Clients and peers reach it
+/// through the mailbox from their event-loop threads, and it answers them through `Responder`s,
+/// so a request crosses threads twice: event loop → Raft loop → event loop.
 public struct RaftLoop: Service {
     public typealias DriverFactory = @Sendable (_ send: @escaping @Sendable ([Message]) -> Void) throws -> RaftDriver
 
@@ -189,28 +203,48 @@ public struct RaftLoop: Service {
     }
 
     public func run() async throws {
+        let thread = NIOThreadPool(numberOfThreads: 1)
+        thread.start()
+        let mailbox = self.mailbox, handOver = self.handOver, waitMillis = handOverWaitMillis
+        let outcome: Result<Void, any Error>
+        do {
+            try await withTaskCancellationHandler {
+                try await withGracefulShutdownHandler {
+                    try await thread.runIfActive { try runOnThisThread() }
+                } onGracefulShutdown: {
+                    Self.handOverThenStop(mailbox, handOver, waitMillis: waitMillis)
+                }
+            } onCancel: {
+                mailbox.close()
+            }
+            outcome = .success(())
+        } catch {
+            outcome = .failure(error)
+        }
+        try await thread.shutdownGracefully()
+        try outcome.get()
+    }
+
+    /// The loop itself: builds the driver, then handles inputs and ticks until the mailbox closes.
+    private func runOnThisThread() throws {
         let driver = try makeDriver(sendToPeers)
         driver.logger = logger
         logger.info("raft loop started", metadata: ["term": "\(driver.status.currentTerm)", "applied": "\(driver.status.appliedIndex)"])
-        let mailbox = self.mailbox
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { await Self.generateTicks(every: tickMillis, into: mailbox) }
-            try await withGracefulShutdownHandler {
-                try await consume(driver)
-            } onGracefulShutdown: {
-                Self.handOverThenStop(mailbox, handOver, waitMillis: handOverWaitMillis)
+        let tickNanos = UInt64(tickMillis) * 1_000_000
+        var nextTick = LoopSignal.nowNanos() + tickNanos
+        while !mailbox.isClosed {
+            // Leftover `Ready`s (a long catch-up cut short by its budget) come back at once.
+            if !driver.hasPendingWork { mailbox.signal.wait(untilNanos: nextTick) }
+            var inputs = mailbox.drain()
+            let now = LoopSignal.nowNanos()
+            if now >= nextTick {
+                // At most one tick per iteration: a loop that was held up does not then run a
+                // burst of ticks, which would look like a silent leader to its election timer.
+                inputs.insert(.tick, at: 0)
+                nextTick = max(nextTick + tickNanos, now + tickNanos / 2)
             }
-            group.cancelAll()
-        }
-        logger.info("raft loop stopped", metadata: ["term": "\(driver.status.currentTerm)", "applied": "\(driver.status.appliedIndex)"])
-    }
-
-    private func consume(_ driver: RaftDriver) async throws {
-        for await _ in mailbox.wakeups {
-            let inputs = mailbox.drain()
             guard !inputs.isEmpty || driver.hasPendingWork else { continue }
             for error in try driver.process(inputs) { logger.warning("dropped peer message: \(error)") }
-            if driver.hasPendingWork { mailbox.nudge() }
             // A hand-over is complete once another node leads (its first message deposes us);
             // the deadline bounds the wait if the target never takes over.
             if let deadline = handOver.deadline, driver.status.role != .leader || ContinuousClock.now >= deadline {
@@ -221,13 +255,7 @@ public struct RaftLoop: Service {
         // so that no client waits forever on a node that is gone.
         for error in try driver.process(mailbox.drain()) { logger.warning("dropped peer message: \(error)") }
         driver.abandonPending()
-    }
-
-    private static func generateTicks(every millis: Int, into mailbox: LoopMailbox) async {
-        while !Task.isCancelled {
-            do { try await Task.sleep(for: .milliseconds(millis)) } catch { return }
-            if case .refused = mailbox.post(.tick) { return }
-        }
+        logger.info("raft loop stopped", metadata: ["term": "\(driver.status.currentTerm)", "applied": "\(driver.status.appliedIndex)"])
     }
 
     /// On SIGTERM a leader first hands leadership over (so clients see a new leader at once

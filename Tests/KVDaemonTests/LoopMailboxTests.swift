@@ -27,7 +27,8 @@ import Testing
     /// Beyond the limit the oldest peer batch is dropped (and counted); the newest are kept.
     @Test func peerBatchesDropOldest() {
         let mailbox = LoopMailbox(limits: LoopMailbox.Limits(peerBatchesMax: 3, commandsMax: 10))
-        for term in 1...5 { #expect(mailbox.post(Self.batch(UInt64(term))) == .queued) }
+        for term in 1...3 { #expect(mailbox.post(Self.batch(UInt64(term))) == .queued) }
+        for term in 4...5 { #expect(mailbox.post(Self.batch(UInt64(term))) == .queuedDroppingOldest) }
         #expect(mailbox.drain().compactMap(Self.term(of:)) == [3, 4, 5])
         #expect(mailbox.peerBatchesDropped == 2)
     }

@@ -1,0 +1,317 @@
+import KVProtocol
+import Metrics
+import NIOCore
+import Synchronization
+
+/// One client connection, on its event loop (docs/PROTOCOL.md): requests are parsed as they are
+/// decoded, connection-level commands answered here, everything else posted to the Raft loop.
+/// Replies are written strictly in request order; all replies that are ready go out in one write
+/// and one flush, whether they were answered here (once per socket read) or came back from the
+/// Raft loop (once per batch it hands over, see `ReplyInbox`).
+///
+/// Requests run concurrently (a pipeline of writes shares Raft round trips and fsyncs), except
+/// where a pipeline switches between reads and writes: there the request waits until every
+/// earlier one is answered, so the pipeline behaves as if run one command at a time (Redis
+/// semantics): a ReadIndex taken before an earlier write committed could miss it, and a write
+/// could overtake an earlier read.
+///
+/// Back-pressure: with `pipelineRequestsMax` requests unanswered, the connection stops reading
+/// its socket (the client's TCP window fills) until replies catch up.
+final class ClientConnection: ChannelDuplexHandler {
+    typealias InboundIn = [[UInt8]]
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// What every connection of one server shares.
+    struct Shared: Sendable {
+        var loop: RaftLoopHandle
+        var metrics: DaemonMetrics
+        var pipelineRequestsMax: Int
+        var connectionsMax: Int
+        var connections: ClientChannels
+    }
+
+    /// A decoded request, parsed once.
+    struct Request {
+        var arguments: [[UInt8]]
+        var command: Result<ClientCommand, CommandError>
+
+        init(_ arguments: [[UInt8]]) {
+            self.arguments = arguments
+            command = Result { () throws(CommandError) in try CommandParser.parse(arguments) }
+        }
+    }
+
+    /// One request's place in the reply order.
+    struct Slot {
+        var reply: Reply?
+        /// When it was posted to the Raft loop, and the timer its latency goes to.
+        var started: ContinuousClock.Instant?
+        var timer: Timer?
+    }
+
+    private let shared: Shared
+    private var context: ChannelHandlerContext?
+    private var inbox: ReplyInbox?
+    /// Replies in request order: `slots[0]` is the oldest request not yet written, whose
+    /// sequence number is `firstSequence`.
+    private var slots = CircularBuffer<Slot>(initialCapacity: 16)
+    private var firstSequence: UInt64 = 0
+    /// Requests that may not start yet (behind a read/write switch), in arrival order.
+    private var deferred = CircularBuffer<Request>()
+    /// `READONLY` was sent: reads are served locally.
+    private var localReads = false
+    /// Whether the previous request that went to the Raft loop was a read.
+    private var lastWasRead: Bool?
+    /// QUIT or a protocol error: close once everything before it is written.
+    private var closing = false
+    /// A read of the socket held back by back-pressure.
+    private var readHeld = false
+    /// The latency timer of the last command name seen (most connections repeat one command).
+    private var lastTimer: (name: [UInt8], timer: Timer)?
+
+    init(shared: Shared) {
+        self.shared = shared
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        inbox = ReplyInbox(connection: NIOLoopBound(self, eventLoop: context.eventLoop), eventLoop: context.eventLoop)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let open = shared.connections.add(context.channel)
+        shared.metrics.connectedClients.record(open)
+        if open > shared.connectionsMax {
+            slots.append(Slot(reply: .err("max number of clients reached")))
+            closing = true
+            writeReady()
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        shared.metrics.connectedClients.record(shared.connections.remove(context.channel))
+        context.fireChannelInactive()
+    }
+
+    // MARK: Requests
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
+        let request = Request(unwrapInboundIn(data))
+        if deferred.isEmpty, canStart(request) {
+            start(request)
+        } else {
+            deferred.append(request)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        writeReady()
+        context.fireChannelReadComplete()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let error = error as? RESPProtocolError else {
+            context.close(promise: nil)
+            return
+        }
+        // The client broke the protocol: answer what came before, tell it why, and close.
+        deferred.removeAll()
+        slots.append(Slot(reply: .err(error.message)))
+        closing = true
+        writeReady()
+    }
+
+    /// Whether `arguments` may start now: anything may, except a request to the Raft loop that
+    /// switches between reads and writes while earlier requests are unanswered.
+    private func canStart(_ request: Request) -> Bool {
+        guard let lastWasRead, !slots.isEmpty, case .success(let command) = request.command else { return true }
+        switch command {
+        case .quit, .readOnly, .ping, .echo, .emptyArray: return true
+        default: return Self.isRead(command) == lastWasRead
+        }
+    }
+
+    static func isRead(_ command: ClientCommand) -> Bool { command.isRead || command == .info }
+
+    /// Parses one request and starts it; connection-level commands are answered at once.
+    private func start(_ request: Request) {
+        let sequence = firstSequence + UInt64(slots.count)
+        let command: ClientCommand
+        switch request.command {
+        case .success(let parsed): command = parsed
+        case .failure(let error):
+            slots.append(Slot(reply: .err(error.message)))
+            return
+        }
+        switch command {
+        case .quit:
+            slots.append(Slot(reply: .ok))
+            closing = true
+            deferred.removeAll()
+        case .readOnly(let enabled):
+            localReads = enabled
+            slots.append(Slot(reply: .ok))
+        case .ping(let message): slots.append(Slot(reply: message.map { .bulk($0) } ?? .simple("PONG")))
+        case .echo(let message): slots.append(Slot(reply: .bulk(message)))
+        case .emptyArray: slots.append(Slot(reply: .array([])))
+        default:
+            lastWasRead = Self.isRead(command)
+            slots.append(Slot(reply: nil, started: .now, timer: timer(for: request.arguments)))
+            guard let inbox else { return }
+            let responder = Responder { reply in inbox.complete(sequence, with: reply) }
+            if case .refused = shared.loop.mailbox.post(.command(command, localReads: localReads, responder)) {
+                complete(sequence, with: shared.loop.refusal())
+            }
+        }
+    }
+
+    /// The latency timer for this request's command.
+    private func timer(for arguments: [[UInt8]]) -> Timer {
+        if let lastTimer, let first = arguments.first, Self.equalIgnoringCase(first, lastTimer.name) {
+            return lastTimer.timer
+        }
+        let name = ClientServer.metricName(arguments)
+        let timer = shared.metrics.commandTimer(named: name)
+        // Not cached for SESSION/FENCED, whose label is the command they wrap.
+        if let first = arguments.first, Self.equalIgnoringCase(first, Array(name.utf8)) { lastTimer = (first, timer) }
+        return timer
+    }
+
+    static func equalIgnoringCase(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        for index in a.indices where a[index] | 0x20 != b[index] | 0x20 { return false }
+        return true
+    }
+
+    // MARK: Replies
+
+    /// Replies from the Raft loop, handed over by `ReplyInbox` on this event loop.
+    func receive(_ replies: [(sequence: UInt64, reply: Reply)]) {
+        for (sequence, reply) in replies { complete(sequence, with: reply) }
+        writeReady()
+    }
+
+    private func complete(_ sequence: UInt64, with reply: Reply) {
+        guard sequence >= firstSequence, sequence - firstSequence < UInt64(slots.count) else { return }
+        let position = slots.index(slots.startIndex, offsetBy: Int(sequence - firstSequence))
+        slots[position].reply = reply
+        if let started = slots[position].started, let timer = slots[position].timer {
+            let elapsed = (ContinuousClock.now - started).components
+            timer.recordNanoseconds(elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)
+        }
+    }
+
+    /// Writes every reply that is next in line with one flush, then starts deferred requests,
+    /// resumes reading if there is room, and closes if the connection is done.
+    private func writeReady() {
+        guard let context else { return }
+        while true {
+            var buffer: ByteBuffer?
+            while let reply = slots.first?.reply {
+                slots.removeFirst()
+                firstSequence += 1
+                if buffer == nil { buffer = context.channel.allocator.buffer(capacity: 256) }
+                buffer!.writeRESPValue(reply.resp)
+            }
+            if let buffer { context.writeAndFlush(wrapOutboundOut(buffer), promise: nil) }
+            guard startDeferred() else { break }
+        }
+        if closing, slots.isEmpty {
+            context.close(promise: nil)
+            return
+        }
+        if readHeld, hasRoom {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    /// Starts the deferred requests that may start now; true if any answered at once.
+    private func startDeferred() -> Bool {
+        var answered = false
+        while let next = deferred.first, !closing, canStart(next) {
+            deferred.removeFirst()
+            start(next)
+            answered = answered || slots.first?.reply != nil
+        }
+        return answered
+    }
+
+    private var hasRoom: Bool { slots.count + deferred.count < shared.pipelineRequestsMax }
+
+    func read(context: ChannelHandlerContext) {
+        guard hasRoom else {
+            readHeld = true
+            return
+        }
+        context.read()
+    }
+}
+
+/// Where the Raft loop's thread leaves one connection's replies. The first reply after the
+/// connection last took them schedules one task on its event loop; replies that arrive before
+/// that task runs join it, so a burst of replies costs one thread hop and one write, not one
+/// each.
+final class ReplyInbox: Sendable {
+    private let replies = Mutex<(waiting: [(sequence: UInt64, reply: Reply)], scheduled: Bool)>(([], false))
+    private let connection: NIOLoopBound<ClientConnection>
+    private let eventLoop: any EventLoop
+
+    init(connection: NIOLoopBound<ClientConnection>, eventLoop: any EventLoop) {
+        self.connection = connection
+        self.eventLoop = eventLoop
+    }
+
+    /// Called from any thread, exactly once per request.
+    func complete(_ sequence: UInt64, with reply: Reply) {
+        let schedule = replies.withLock { state -> Bool in
+            state.waiting.append((sequence, reply))
+            defer { state.scheduled = true }
+            return !state.scheduled
+        }
+        guard schedule else { return }
+        eventLoop.execute { self.handOver() }
+    }
+
+    private func handOver() {
+        let batch = replies.withLock { state in
+            state.scheduled = false
+            defer { state.waiting.removeAll(keepingCapacity: true) }
+            return state.waiting
+        }
+        connection.value.receive(batch)
+    }
+}
+
+/// The open client connections of one server: counted for the connection limit and closed
+/// together when the server stops.
+final class ClientChannels: Sendable {
+    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+
+    /// Adds `channel`; returns how many are open now.
+    func add(_ channel: any Channel) -> Int {
+        channels.withLock { channels in
+            channels[ObjectIdentifier(channel)] = channel
+            return channels.count
+        }
+    }
+
+    /// Removes `channel`; returns how many are open now.
+    func remove(_ channel: any Channel) -> Int {
+        channels.withLock { channels in
+            channels[ObjectIdentifier(channel)] = nil
+            return channels.count
+        }
+    }
+
+    func closeAll() {
+        for channel in channels.withLock({ Array($0.values) }) { channel.close(promise: nil) }
+    }
+}

@@ -1,0 +1,121 @@
+import KVProtocol
+import NIOCore
+import NIOEmbedded
+import Testing
+
+@testable import KVDaemon
+
+/// One client connection on an embedded channel, with the Raft loop played by the test: it
+/// drains the mailbox and answers the commands in whatever order it likes.
+@Suite struct ClientConnectionTests {
+    struct Connection {
+        let channel = EmbeddedChannel()
+        let mailbox = LoopMailbox()
+        let connections = ClientChannels()
+
+        init(pipelineRequestsMax: Int = 1024, connectionsMax: Int = 1024) throws {
+            let shared = ClientConnection.Shared(
+                loop: RaftLoopHandle(mailbox: mailbox), metrics: DaemonMetrics(),
+                pipelineRequestsMax: pipelineRequestsMax, connectionsMax: connectionsMax, connections: connections)
+            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPRequestDecoder(limits: RESPLimits())))
+            try channel.pipeline.syncOperations.addHandler(ClientConnection(shared: shared))
+            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 6379)).wait()
+        }
+
+        /// Sends inline requests as one read.
+        func send(_ lines: [String]) throws {
+            try channel.writeInbound(ByteBuffer(string: lines.map { $0 + "\r\n" }.joined()))
+        }
+
+        /// The commands the connection posted to the Raft loop, with their responders.
+        func posted() -> [(ClientCommand, Responder)] {
+            mailbox.drain().compactMap { input in
+                if case .command(let command, _, let responder) = input { return (command, responder) }
+                return nil
+            }
+        }
+
+        /// Everything written to the client so far, as text.
+        func written() throws -> String {
+            channel.embeddedEventLoop.run()
+            var text = ""
+            while let buffer = try channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
+            return text
+        }
+    }
+
+    /// Replies from the loop may come in any order; the client gets them in request order, and
+    /// nothing is written while the first is unanswered.
+    @Test func repliesGoOutInRequestOrder() throws {
+        let connection = try Connection()
+        try connection.send(["SET a 1", "SET b 2", "PING"])
+        let posted = connection.posted()
+        #expect(posted.map(\.0).count == 2, "PING is answered by the connection itself")
+        posted[1].1.send(.integer(2))
+        #expect(try connection.written() == "")
+        posted[0].1.send(.integer(1))
+        #expect(try connection.written() == ":1\r\n:2\r\n+PONG\r\n")
+    }
+
+    /// A read after a write waits until the write is answered (read-your-writes within a
+    /// pipeline); reads after reads go together.
+    @Test func aReadBehindAWriteWaitsForIt() throws {
+        let connection = try Connection()
+        try connection.send(["SET k v", "GET k", "GET k"])
+        let first = connection.posted()
+        #expect(first.count == 1 && !first[0].0.isRead)
+        #expect(connection.posted().isEmpty, "the reads wait behind the unanswered write")
+        first[0].1.send(.ok)
+        #expect(try connection.written() == "+OK\r\n")
+        let reads = connection.posted()
+        #expect(reads.count == 2 && reads.allSatisfy { $0.0.isRead })
+        for (_, responder) in reads { responder.send(.bulk(Array("v".utf8))) }
+        #expect(try connection.written() == "$1\r\nv\r\n$1\r\nv\r\n")
+    }
+
+    /// With the pipeline full the connection stops asking for more bytes, and asks again once
+    /// replies are written.
+    @Test func aFullPipelineStopsReading() throws {
+        let connection = try Connection(pipelineRequestsMax: 2)
+        try connection.channel.pipeline.syncOperations.addHandler(ReadCounter(), position: .first)
+        try connection.send(["SET a 1", "SET b 2"])
+        let counter = try connection.channel.pipeline.syncOperations.handler(type: ReadCounter.self)
+        let before = counter.reads
+        connection.channel.read()
+        #expect(counter.reads == before, "held back: two requests are unanswered")
+        for (_, responder) in connection.posted() { responder.send(.ok) }
+        #expect(try connection.written() == "+OK\r\n+OK\r\n")
+        #expect(counter.reads == before + 1, "the held read goes out once there is room")
+    }
+
+    /// One connection more than the limit is told so and closed.
+    @Test func connectionsBeyondTheLimitAreRefused() throws {
+        let connection = try Connection(connectionsMax: 0)
+        #expect(try connection.written() == "-ERR max number of clients reached\r\n")
+        #expect(!connection.channel.isActive)
+    }
+
+    /// A protocol error is answered after everything before it, then the connection closes.
+    @Test func aProtocolErrorClosesAfterEarlierReplies() throws {
+        let connection = try Connection()
+        try connection.channel.writeInbound(ByteBuffer(string: "SET a 1\r\n*1\r\n$x\r\n"))
+        let posted = connection.posted()
+        #expect(posted.count == 1)
+        #expect(connection.channel.isActive, "waits for the earlier reply")
+        posted[0].1.send(.ok)
+        let text = try connection.written()
+        #expect(text.hasPrefix("+OK\r\n-ERR "))
+        #expect(!connection.channel.isActive)
+    }
+}
+
+/// Counts `read` calls that reach the channel.
+final class ReadCounter: ChannelOutboundHandler {
+    typealias OutboundIn = NIOAny
+    var reads = 0
+
+    func read(context: ChannelHandlerContext) {
+        reads += 1
+        context.read()
+    }
+}
