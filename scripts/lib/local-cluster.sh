@@ -1,5 +1,6 @@
-# Helpers for scripts that run a local 3-node kvd cluster on free loopback ports (sourced by
-# scripts/bench.sh, scripts/soak.sh and, for its first helpers, scripts/lease-upkeep-bench.sh). The caller sets: kvd (binary), conf (cluster file),
+# Helpers for scripts that run a local 3-node kvd cluster on free loopback ports (sourced by the
+# scripts/*.sh that start one: bench.sh, bench-report.sh, speed-report.sh, soak.sh, ...; some use
+# only the first helpers). The caller sets: kvd (binary), conf (cluster file),
 # work (directory for data and logs) and declares node_pid as an associative array; it calls
 # write_cluster_conf first.
 
