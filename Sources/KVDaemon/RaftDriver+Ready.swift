@@ -1,8 +1,9 @@
 import KVStore
 import RaftCore
 
-/// The `Ready` cycle (persist → send → apply → answer reads → advance) and everything that
-/// follows from applying: replies, lock grants, lease bookkeeping, snapshots.
+/// The `Ready` cycle (persist → send → apply → answer reads → advance, with entries committed
+/// in an earlier round applied first) and everything that follows from applying: replies, lock
+/// grants, lease bookkeeping, snapshots.
 extension RaftDriver {
     /// Handles the node's `Ready`s, each in the order its contract requires, until none is left
     /// or `readyBudgetMillis` has passed (then `hasPendingWork` stays true and the loop comes
@@ -11,7 +12,15 @@ extension RaftDriver {
         let budgetEnds = monotonicMillis() + settings.readyBudgetMillis
         while node.hasReady {
             if monotonicMillis() >= budgetEnds { break }
+            let durable = node.durableIndex
             let ready = node.takeReady()
+            // Entries committed in an earlier round are on disk already: apply them and answer
+            // their clients now rather than behind this Ready's fsync, which only concerns newer
+            // entries (the `Ready` contract allows it; see `RaftNode.durableIndex`).
+            let applyFirst =
+                ready.snapshot == nil && ready.snapshotChunks.isEmpty
+                && (ready.committedEntries.last.map { $0.index <= durable } ?? true)
+            if applyFirst { try applyAndAnswer(ready) }
             let started = monotonicMillis()
             var messages = ready.messages
             if !ready.snapshotChunks.isEmpty || ready.snapshot != nil {
@@ -40,15 +49,8 @@ extension RaftDriver {
                 }
                 failWritesCoveredBySnapshot(snapshot.metadata.lastIncludedIndex)
             }
-            if !ready.committedEntries.isEmpty {
-                let applyStarted = monotonicMillis()
-                let applied: [KVApplied]
-                do { applied = try machine.apply(ready.committedEntries) } catch { throw .storage(error) }
-                for outcome in applied { finishApplied(outcome) }
-                iterationWork.applyMillis += monotonicMillis() - applyStarted
-            }
+            if !applyFirst { try applyAndAnswer(ready) }
             iterationWork.readies += 1
-            for state in ready.readStates { finishReadState(state) }
             node.advance(ready)
             if messages.count < ready.messages.count { node.abandonIncomingSnapshot() }
             for peer in transfersToRestart { node.restartSnapshotTransfer(to: peer) }
@@ -60,6 +62,20 @@ extension RaftDriver {
         try compactIfDue()
         try resetLongWALs()
         iterationWork.compactMillis += monotonicMillis() - compactStarted
+    }
+
+    /// Steps 3 and 4 of a `Ready`: applies its committed entries, answers their writes, and
+    /// serves the reads it confirmed once the state has reached them.
+    func applyAndAnswer(_ ready: Ready) throws(DaemonError) {
+        if !ready.committedEntries.isEmpty {
+            let applyStarted = monotonicMillis()
+            let applied: [KVApplied]
+            do { applied = try machine.apply(ready.committedEntries) } catch { throw .storage(error) }
+            for outcome in applied { finishApplied(outcome) }
+            iterationWork.applyMillis += monotonicMillis() - applyStarted
+        }
+        for state in ready.readStates { finishReadState(state) }
+        serveReadyReads()
     }
 
     /// An applied entry answers the write that proposed it, if it is ours: the same index AND
