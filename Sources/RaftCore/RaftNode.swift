@@ -192,9 +192,13 @@ public struct RaftNode: Sendable {
                     return
                 }
             }
-            if electionElapsed >= randomizedElectionTimeout {
+            // A non-voter never campaigns, and its count keeps running: were it reset, the leader
+            // lease (`inLeaderLease`) would start again without word from any leader, and a
+            // promoted learner that has not received its promotion yet would go on ignoring the
+            // votes of the voters that count it as one of them.
+            if electionElapsed >= randomizedElectionTimeout, isVoter {
                 electionElapsed = 0
-                if isVoter { campaign() } else { resetElectionTimer() }
+                campaign()
             }
         }
     }
