@@ -1,8 +1,9 @@
 import KVStore
 import RaftCore
 
-/// The `Ready` cycle (persist → send → apply → answer reads → advance) and everything that
-/// follows from applying: replies, lock grants, lease bookkeeping, snapshots.
+/// The `Ready` cycle (send a leader's replication → persist → send the rest → apply → answer
+/// reads → advance) and everything that follows from applying: replies, lock grants, lease
+/// bookkeeping, snapshots.
 extension RaftDriver {
     /// Handles the node's `Ready`s, each in the order its contract requires, until none is left
     /// or `readyBudgetMillis` has passed (then `hasPendingWork` stays true and the loop comes
@@ -12,6 +13,9 @@ extension RaftDriver {
         while node.hasReady {
             if monotonicMillis() >= budgetEnds { break }
             let ready = node.takeReady()
+            // A leader's AppendEntries leave before its own fsync (thesis §10.2.1): the transport
+            // sends them while this thread writes, so the followers' fsyncs overlap ours.
+            if !ready.messagesBeforePersist.isEmpty { send(fillSnapshotChunks(ready.messagesBeforePersist)) }
             let started = monotonicMillis()
             var messages = ready.messages
             if !ready.snapshotChunks.isEmpty || ready.snapshot != nil {

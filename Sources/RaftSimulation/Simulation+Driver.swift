@@ -1,7 +1,8 @@
 import RaftCore
 
-/// The driver loop of one server, following `Ready`'s contract step by step: persist (fsync
-/// when asked), send, restore a snapshot, apply committed entries, answer reads, advance.
+/// The driver loop of one server, following `Ready`'s contract step by step: send what may leave
+/// early, persist (fsync when asked), send the rest, restore a snapshot, apply committed
+/// entries, answer reads, advance.
 extension Simulation {
     /// Handles `Ready`s until the node has nothing more to do.
     func drive(_ server: SimServer) throws(InvariantViolation) {
@@ -19,6 +20,8 @@ extension Simulation {
             try checker.checkWritten(ready.entries, previousTerm: previous ?? .zero, on: server.id)
         }
         let commitIndex = server.node?.status.commitIndex ?? .zero
+        // A leader's replication leaves before its own write (thesis §10.2.1).
+        for message in ready.messagesBeforePersist { try send(message, from: server) }
         try receive(ready.snapshotChunks, on: server)
         if let snapshot = ready.snapshot {
             try install(snapshot.metadata, on: server)

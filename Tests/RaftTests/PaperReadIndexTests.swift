@@ -16,7 +16,7 @@ import Testing
         leader.requestRead(Self.readID(n1, 1))
         let ready = leader.cycle()
         #expect(ready.readStates.isEmpty)
-        let round = ready.messages.compactMap { $0.appendEntries?.round }.max()
+        let round = ready.allMessages.compactMap { $0.appendEntries?.round }.max()
         #expect(round != nil, "the read started a heartbeat round")
         // Both followers answer the round, but neither has stored the no-op yet.
         for peer in [n2, n3] {
@@ -38,11 +38,11 @@ import Testing
         let ready = leader.cycle()
         #expect(ready.readStates.isEmpty)
         // The read starts a heartbeat round at once rather than waiting for the next tick.
-        let rounds = Set(ready.messages.compactMap { $0.appendEntries?.round })
+        let rounds = Set(ready.allMessages.compactMap { $0.appendEntries?.round })
         #expect(rounds.count == 1)
         let newRound = rounds.first ?? 0
         #expect(newRound > oldRound)
-        #expect(Set(ready.messages.map(\.to)) == [n2, n3])
+        #expect(Set(ready.allMessages.map(\.to)) == [n2, n3])
         // A late answer to the earlier round proves nothing about leadership now.
         leader.deliver(.appendResponse(from: n2, to: n1, term: 1, match: 1, round: oldRound))
         leader.deliver(.appendResponse(from: n3, to: n1, term: 1, match: 1, round: oldRound))
