@@ -163,6 +163,25 @@ import Testing
         #expect(states == [ReadState(id: Self.readID(n1, 1), outcome: .failed(.leadershipTransferInProgress(target: n3)))])
     }
 
+    /// Thesis §6.4: a refusal of a stale-term AppendEntries or InstallSnapshot travels in the
+    /// refuser's term, which the stale sender may lead by now with a round count of its own;
+    /// echoing the old term's round would confirm a ReadIndex round no follower acknowledged.
+    /// It carries round 0, which confirms nothing.
+    @Test func thesis6_4_staleTermRefusalConfirmsNoRound() {
+        var node = makeNode(n2, voters: [n1, n2, n3], state: PersistentState(hardState: HardState(currentTerm: 5)))
+        node.deliver(.append(from: n1, to: n2, term: 3, prevIndex: 0, prevTerm: 0, round: 197))
+        node.deliver(
+            Message(
+                from: n1, to: n2, term: 3,
+                body: .installSnapshot(
+                    InstallSnapshot(
+                        metadata: PaperSnapshotTests.snapshot(index: 4, term: 3).metadata, offset: 0, data: [1],
+                        done: false, round: 197))))
+        let refusals = node.drainMessages().compactMap(\.appendResponse)
+        #expect(refusals.count == 2)
+        #expect(refusals.allSatisfy { !$0.success && $0.round == 0 })
+    }
+
     /// Limit: at most `pendingReadsMax` reads wait for confirmation; more are refused, not queued.
     @Test func pendingReadsLimit() {
         var leader = makeNode(n1, voters: [n1, n2, n3]) { $0.pendingReadsMax = 2 }
