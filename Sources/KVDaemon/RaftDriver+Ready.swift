@@ -1,9 +1,9 @@
 import KVStore
 import RaftCore
 
-/// The `Ready` cycle (persist → send → apply → answer reads → advance, with entries committed
-/// in an earlier round applied first) and everything that follows from applying: replies, lock
-/// grants, lease bookkeeping, snapshots.
+/// The `Ready` cycle (send a leader's replication → apply what an earlier round made durable →
+/// persist → send the rest → apply → answer reads → advance) and everything that follows from
+/// applying: replies, lock grants, lease bookkeeping, snapshots.
 extension RaftDriver {
     /// Handles the node's `Ready`s, each in the order its contract requires, until none is left
     /// or `readyBudgetMillis` has passed (then `hasPendingWork` stays true and the loop comes
@@ -14,6 +14,9 @@ extension RaftDriver {
             if monotonicMillis() >= budgetEnds { break }
             let durable = node.durableIndex
             let ready = node.takeReady()
+            // A leader's AppendEntries leave before its own fsync (thesis §10.2.1): the transport
+            // sends them while this thread writes, so the followers' fsyncs overlap ours.
+            if !ready.messagesBeforePersist.isEmpty { send(fillSnapshotChunks(ready.messagesBeforePersist)) }
             // Entries committed in an earlier round are on disk already: apply them and answer
             // their clients now rather than behind this Ready's fsync, which only concerns newer
             // entries (the `Ready` contract allows it; see `RaftNode.durableIndex`).

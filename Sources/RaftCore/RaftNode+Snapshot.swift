@@ -108,6 +108,13 @@ extension RaftNode {
             reply(&self, received: request.offset + request.data.count, installed: true, match: log.committed)
             return
         }
+        // A snapshot completed since the last `Ready` is installed from that `Ready`'s chunks, the
+        // last of which must be its own: a newer transfer's chunk after it would make the driver
+        // start a new file before installing. Ask for the chunk again once the install is done.
+        if snapshotToInstall != nil {
+            reply(&self, received: 0, installed: false, match: .zero)
+            return
+        }
         if request.offset == 0, let incoming = incomingSnapshot, incoming.metadata == metadata, incoming.bytesReceived > 0 {
             // A late duplicate of the first chunk: keep what arrived since.
             reply(&self, received: incoming.bytesReceived, installed: false, match: .zero)

@@ -137,11 +137,13 @@ public struct RaftNode: Sendable {
         flushLeaderOutput()
         var ready = Ready()
         let hardState = currentHardState
+        let durableTerm = lastHandedOutHardState.currentTerm
+        let termOrVoteChanged =
+            hardState.currentTerm != lastHandedOutHardState.currentTerm
+            || hardState.votedFor != lastHandedOutHardState.votedFor
         if hardState != lastHandedOutHardState {
             ready.hardState = hardState
-            ready.mustSync =
-                hardState.currentTerm != lastHandedOutHardState.currentTerm
-                || hardState.votedFor != lastHandedOutHardState.votedFor
+            ready.mustSync = termOrVoteChanged
             lastHandedOutHardState = hardState
         }
         ready.snapshotChunks = acceptedSnapshotChunks
@@ -150,7 +152,20 @@ public struct RaftNode: Sendable {
         snapshotToInstall = nil
         ready.entries = log.takeUnstable()
         if !ready.entries.isEmpty || ready.snapshot != nil { ready.mustSync = true }
-        ready.messages = outbox
+        // A new term or vote must be durable before any message reveals it: then nothing leaves
+        // early, not even AppendEntries of the durable term this node led when the batch began
+        // (safe, but a rule without exceptions is easier to trust).
+        if termOrVoteChanged {
+            ready.messages = outbox
+        } else {
+            for message in outbox {
+                if message.mayLeaveBeforePersist(durableTerm: durableTerm) {
+                    ready.messagesBeforePersist.append(message)
+                } else {
+                    ready.messages.append(message)
+                }
+            }
+        }
         outbox = []
         ready.committedEntries = log.entriesToApply(maxCount: configuration.applyEntriesPerReadyMax)
         if let last = ready.committedEntries.last { log.applying = last.index }
@@ -192,9 +207,13 @@ public struct RaftNode: Sendable {
                     return
                 }
             }
-            if electionElapsed >= randomizedElectionTimeout {
+            // A non-voter never campaigns, and its count keeps running: were it reset, the leader
+            // lease (`inLeaderLease`) would start again without word from any leader, and a
+            // promoted learner that has not received its promotion yet would go on ignoring the
+            // votes of the voters that count it as one of them.
+            if electionElapsed >= randomizedElectionTimeout, isVoter {
                 electionElapsed = 0
-                if isVoter { campaign() } else { resetElectionTimer() }
+                campaign()
             }
         }
     }

@@ -50,7 +50,11 @@ final class SimServer {
         var installed: SnapshotMetadata?
     }
 
+    /// Where a scheduled crash strikes. `midInstall` waits for a `Ready` that installs a snapshot,
+    /// `afterEarlySend` for one with messages that may leave before persisting (a leader's);
+    /// the others strike in the next `Ready`.
     enum CrashPoint: String {
+        case afterEarlySend = "after sending a leader's AppendEntries, before persisting them"
         case midInstall = "after installing a snapshot's state, before storing its metadata"
         case afterPersist = "after persisting a Ready, before sending"
         case afterSend = "after sending a Ready, before applying"

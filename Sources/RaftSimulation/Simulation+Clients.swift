@@ -68,7 +68,7 @@ extension Simulation {
     }
 
     /// One single-server change: promote a learner, remove a voter (the leader too, which makes
-    /// it transfer first) while more than three remain, remove a learner, or add a learner.
+    /// it transfer first) while more than `votersMin` remain, remove a learner, or add a learner.
     private func changeMembership(at leader: SimServer) throws(InvariantViolation) {
         guard let membership = leader.node?.status.membership else { return }
         let learners = membership.learners.sorted()
@@ -77,7 +77,7 @@ extension Simulation {
         var change: MembershipChange?
         switch random.below(4) {
         case 0: change = random.pick(learners).map { .promote($0) }
-        case 1: change = voters.count > 3 ? random.pick(voters).map { .remove($0) } : nil
+        case 1: change = voters.count > parameters.votersMin ? random.pick(voters).map { .remove($0) } : nil
         case 2: change = random.pick(learners).map { .remove($0) }
         default: change = random.pick(outsiders).map { .addLearner($0) }
         }

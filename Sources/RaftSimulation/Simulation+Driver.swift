@@ -1,7 +1,8 @@
 import RaftCore
 
-/// The driver loop of one server, following `Ready`'s contract step by step: persist (fsync
-/// when asked), send, restore a snapshot, apply committed entries, answer reads, advance.
+/// The driver loop of one server, following `Ready`'s contract step by step: send what may leave
+/// early, persist (fsync when asked), send the rest, restore a snapshot, apply committed
+/// entries, answer reads, advance.
 extension Simulation {
     /// Handles `Ready`s until the node has nothing more to do.
     func drive(_ server: SimServer) throws(InvariantViolation) {
@@ -19,6 +20,12 @@ extension Simulation {
             try checker.checkWritten(ready.entries, previousTerm: previous ?? .zero, on: server.id)
         }
         let commitIndex = server.node?.status.commitIndex ?? .zero
+        // A leader's replication leaves before its own write (thesis §10.2.1); a crash here loses
+        // that write while followers may already store what it carried.
+        for message in ready.messagesBeforePersist { try send(message, from: server) }
+        if server.crashPoint == .afterEarlySend, !ready.messagesBeforePersist.isEmpty {
+            return crash(server, point: .afterEarlySend)
+        }
         try receive(ready.snapshotChunks, on: server)
         if let snapshot = ready.snapshot {
             try install(snapshot.metadata, on: server)
@@ -54,8 +61,10 @@ extension Simulation {
         case .requestVoteResponse(let response) where response.isPreVote && response.voteGranted: break
         default: server.exposedTerm = max(server.exposedTerm, message.term)
         }
+        // A crash point still waiting for this server to lead does not hold the vote crash back.
         if case .requestVoteResponse(let response) = message.body, response.voteGranted, !response.isPreVote,
-            faultsEnabled, server.crashPoint == nil, random.chance(perMille: parameters.crashAfterVotePerMille)
+            faultsEnabled, server.crashPoint == nil || server.crashPoint == .afterEarlySend,
+            random.chance(perMille: parameters.crashAfterVotePerMille)
         {
             // Targeted fault: a vote is the state most easily lost by a careless disk path.
             server.crashPoint = .afterReady
@@ -153,6 +162,11 @@ extension Simulation {
         }
         server.machine = machine
         server.incarnation += 1
+        if faultsEnabled, random.chance(perMille: parameters.crashBeforeLeaderPersistPerMille) {
+            // Targeted fault: a new leader's first early messages are where a careless core would
+            // reveal its new term before it is durable (a single voter wins in one `Ready`).
+            server.crashPoint = .afterEarlySend
+        }
         // Only what is durable carries over; commit and applied start again from the disk. The
         // commit is observed from the snapshot on, so the next check re-verifies the loaded
         // commit index against everything seen committed before.

@@ -86,7 +86,8 @@ extension Simulation {
     }
 
     /// The last entry on `server`'s disk: what it would compare a candidate's log with after a
-    /// crash (entries are always synced, so its in-memory log only adds an unsent tail).
+    /// crash (entries are always synced, so its in-memory log only adds a tail not yet written,
+    /// which a leader may already have sent).
     private func durableTip(_ server: SimServer) -> (index: LogIndex, term: Term) {
         let state = server.storage.durable
         if let last = state.entries.last { return (last.index, last.term) }

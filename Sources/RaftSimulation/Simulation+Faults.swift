@@ -43,10 +43,11 @@ extension Simulation {
 
     private func crashSomeone() {
         guard let victim = random.pick(servers.filter(\.isRunning)) else { return }
-        switch random.below(5) {
+        switch random.below(6) {
         case 0: victim.crashPoint = .afterPersist
         case 1: victim.crashPoint = .afterSend
         case 2: victim.crashPoint = .midInstall
+        case 3: victim.crashPoint = .afterEarlySend
         default: crash(victim, point: nil)
         }
     }

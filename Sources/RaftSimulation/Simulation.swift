@@ -35,8 +35,9 @@ public final class Simulation {
         self.parameters = SimulationParameters(seed: seed, safetyTicks: safetyTicks)
         self.livenessTicksMax = 40 * parameters.raft.electionTimeoutTicks
         self.random = SplitMix64(seed: seed)
-        let voters = (1...parameters.nodeCount).map { NodeID(UInt64($0)) }
-        self.bootstrap = ClusterMembership(voters: Set(voters))
+        let members = Set((1...parameters.nodeCount).map { NodeID(UInt64($0)) })
+        let voters: Set<NodeID> = parameters.votersMin == 1 ? [NodeID(1)] : members
+        self.bootstrap = ClusterMembership(voters: voters, learners: members.subtracting(voters))
         events.echo = trace
         let total = parameters.nodeCount + parameters.spareCount
         servers = (1...total).map { SimServer(id: NodeID(UInt64($0)), configuration: parameters.raft) }
@@ -202,7 +203,7 @@ public struct SimulationStats: Sendable {
 
 /// An invariant violation found by a seed, with what is needed to understand and replay it.
 public struct SimulationFailure: Error, CustomStringConvertible, Sendable {
-    /// The seed that replays the failure; `nodeCount` voters at the start; `tick` when it failed.
+    /// The seed that replays the failure; `nodeCount` members at the start; `tick` when it failed.
     public var seed: UInt64
     public var nodeCount: Int
     public var tick: UInt64

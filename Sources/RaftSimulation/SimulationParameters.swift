@@ -17,7 +17,7 @@ extension SplitMix64 {
 /// Everything one seed decides before the run starts: cluster size, Raft limits and the fault
 /// mix. Drawn from the seed alone, so `--seed S` replays the same cluster under the same faults.
 public struct SimulationParameters: Sendable, CustomStringConvertible {
-    /// Voters at the start: 3 for even seeds, 5 for odd ones.
+    /// Members at the start: 3 for even seeds, 5 for odd ones (all voters unless `votersMin` is 1).
     public var nodeCount: Int
     /// Extra server ids that start outside the cluster and may be added as learners.
     public var spareCount = 2
@@ -59,6 +59,16 @@ public struct SimulationParameters: Sendable, CustomStringConvertible {
     /// a connection that broke while the peer lives). Crashes always give true evidence to the
     /// servers that can reach the crashed one, as a kernel closing a dead process's sockets does.
     public var falseUnreachablePerMille: Int
+    /// The fewest voters membership changes may leave: 3 in most seeds, 1 in some, which also
+    /// start with a single voter (node 1) and the other members as learners. A single voter wins
+    /// an election in the batch that starts it, so one `Ready` carries its new term together with
+    /// its first AppendEntries to the learners: the case where a message sent before persisting
+    /// could reveal a term that is not durable yet.
+    public var votersMin: Int
+    /// Chance that a (re)started server crashes in the first `Ready` whose messages leave before
+    /// persisting (its first as a leader), right after they left: followers then hold entries the
+    /// leader's disk lost, and a term sent before it was durable would show at its restart.
+    public var crashBeforeLeaderPersistPerMille: Int
 
     /// Draws the parameters for `seed`.
     public init(seed: UInt64, safetyTicks: Int) {
@@ -102,6 +112,8 @@ public struct SimulationParameters: Sendable, CustomStringConvertible {
         self.raft.compactionHoldEntriesMax = random.chance(perMille: 500) ? 0 : random.within(1...30)
         self.raft.leaderLossStaggerTicks = random.within(1...3)
         falseUnreachablePerMille = random.below(30)
+        votersMin = random.chance(perMille: 200) ? 1 : 3
+        crashBeforeLeaderPersistPerMille = random.below(500)
     }
 
     /// One line naming every parameter, printed with failures.
@@ -112,6 +124,7 @@ public struct SimulationParameters: Sendable, CustomStringConvertible {
             + "loss=\(lossPerMille)‰ dup=\(duplicatePerMille)‰ delay≤\(delayMaxTicks) long=\(longDelayPerMille)‰ "
             + "crash=\(crashPerMille)‰ pause=\(pausePerMille)‰ partition=\(partitionPerMille)‰ "
             + "membership=\(membershipPerMille)‰ transfer=\(transferPerMille)‰ snapshot=\(snapshotPerMille)‰ "
-            + "crashAfterVote=\(crashAfterVotePerMille)‰ crashNewLeader=\(crashNewLeaderPerMille)‰"
+            + "crashAfterVote=\(crashAfterVotePerMille)‰ crashNewLeader=\(crashNewLeaderPerMille)‰ "
+            + "crashBeforeLeaderPersist=\(crashBeforeLeaderPersistPerMille)‰ votersMin=\(votersMin)"
     }
 }

@@ -42,7 +42,7 @@ public struct ThroughputCluster {
             for position in nodes.indices where nodes[position].hasReady {
                 busy = true
                 let ready = nodes[position].takeReady()
-                inbox.append(contentsOf: ready.messages)
+                inbox.append(contentsOf: ready.messagesBeforePersist + ready.messages)
                 if position == 0 {
                     for entry in ready.committedEntries {
                         if case .command = entry.payload { committedProposals += 1 }

@@ -4,9 +4,9 @@ import Testing
 
 // A small deterministic test network for the Raft paper tests: N real `RaftNode`s over
 // `MemoryLogStorage`, messages held in one FIFO queue and delivered (or dropped) on command, and
-// every `Ready` handled exactly as its contract says: persist (synced when `mustSync`), send,
-// apply, advance. The `Ready` contract is checked on every cycle, so every test that runs a
-// cluster also checks it.
+// every `Ready` handled exactly as its contract says: send what may leave early, persist (synced
+// when `mustSync`), send the rest, apply, advance. The `Ready` contract is checked on every
+// cycle, so every test that runs a cluster also checks it.
 
 // MARK: - Building blocks
 
@@ -46,6 +46,12 @@ func makeNode(
     }
 }
 
+extension Ready {
+    /// Every message of this `Ready`, in the order a driver sends them: those that may leave
+    /// before persisting, then the others.
+    var allMessages: [Message] { messagesBeforePersist + messages }
+}
+
 extension RaftNode {
     /// Takes one `Ready` and advances at once (a driver whose disk always keeps up).
     @discardableResult
@@ -61,7 +67,7 @@ extension RaftNode {
         var messages: [Message] = []
         var rounds = 0
         while hasReady {
-            messages += cycle().messages
+            messages += cycle().allMessages
             rounds += 1
             if rounds > 1000 {
                 Issue.record("node \(id) never ran out of Ready")
@@ -268,6 +274,11 @@ struct Cluster {
     }
 
     private mutating func handle(_ ready: Ready, on id: NodeID, sourceLocation: SourceLocation) {
+        // 0. Send what may leave before persisting, checked against the disk as it was before.
+        checkBeforePersist(ready, storage[id]!.durable, sourceLocation: sourceLocation)
+        for message in ready.messagesBeforePersist {
+            queue.append(fillSnapshotChunk(message))
+        }
         // 1. Write received chunks; persist (synced when asked).
         for chunk in ready.snapshotChunks {
             if chunk.offset == 0 { incomingBytes[id] = [] }
@@ -326,6 +337,29 @@ struct Cluster {
         var filled = message
         filled.body = .installSnapshot(chunk)
         return filled
+    }
+
+    /// Messages sent before persisting are a leader's AppendEntries, InstallSnapshot and
+    /// TimeoutNow, vouch for nothing not yet durable, and never come with a new term or vote.
+    private func checkBeforePersist(_ ready: Ready, _ durable: PersistentState, sourceLocation: SourceLocation) {
+        guard !ready.messagesBeforePersist.isEmpty else { return }
+        if let hard = ready.hardState,
+            hard.currentTerm != durable.hardState.currentTerm || hard.votedFor != durable.hardState.votedFor
+        {
+            Issue.record(
+                "messages sent before persisting a new term or vote \(hard): \(ready.messagesBeforePersist)",
+                sourceLocation: sourceLocation)
+        }
+        for message in ready.messagesBeforePersist {
+            switch message.body {
+            case .appendEntries, .installSnapshot, .timeoutNow:
+                break
+            case .requestVote, .requestVoteResponse, .appendEntriesResponse, .installSnapshotResponse,
+                .readIndexRequest, .readIndexResponse:
+                Issue.record("\(message) is no leader's replication but was sent before persisting", sourceLocation: sourceLocation)
+            }
+            checkDurable(message, durable, sourceLocation: sourceLocation)
+        }
     }
 
     /// A message may leave only once the term, vote and entries it vouches for are durable.

@@ -131,6 +131,21 @@ import Testing
         #expect(lapsed.drainMessages().first?.voteResponse?.voteGranted == true)
     }
 
+    /// Thesis §4.2.3 for a learner: its lease also ends an election timeout after it last heard
+    /// from the leader, though its own timer (which never makes it campaign) fires in between. A
+    /// learner promoted by an entry it has not received yet still thinks it is one, and the
+    /// voters that count it must get its vote: in a two-voter cluster nothing commits without it.
+    @Test func thesis4_2_3_learnerLeaseEndsWithoutWordFromTheLeader() {
+        var learner = makeNode(n2, voters: [n1], learners: [n2])
+        learner.deliver(.append(from: n1, to: n2, term: 1, prevIndex: 0, prevTerm: 0))
+        learner.drainMessages()
+        // Just past its randomized timeout: a timer that restarted there would be at 1 tick.
+        learner.tick(times: learner.randomizedElectionTimeout + 1)
+        #expect(learner.roleName == .follower)
+        learner.deliver(.requestVote(from: n1, to: n2, term: 2, lastIndex: 2, lastTerm: 1, preVote: true))
+        #expect(learner.drainMessages().first?.voteResponse == RequestVoteResponse(voteGranted: true, isPreVote: true))
+    }
+
     /// Thesis §4.2.3: a server removed from the cluster (and so no longer sent heartbeats) times
     /// out and campaigns with ever higher terms; the leader and its followers ignore it.
     @Test func thesis4_2_3_removedServerCannotDisruptCluster() {

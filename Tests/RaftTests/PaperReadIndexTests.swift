@@ -16,7 +16,7 @@ import Testing
         leader.requestRead(Self.readID(n1, 1))
         let ready = leader.cycle()
         #expect(ready.readStates.isEmpty)
-        let round = ready.messages.compactMap { $0.appendEntries?.round }.max()
+        let round = ready.allMessages.compactMap { $0.appendEntries?.round }.max()
         #expect(round != nil, "the read started a heartbeat round")
         // Both followers answer the round, but neither has stored the no-op yet.
         for peer in [n2, n3] {
@@ -38,11 +38,11 @@ import Testing
         let ready = leader.cycle()
         #expect(ready.readStates.isEmpty)
         // The read starts a heartbeat round at once rather than waiting for the next tick.
-        let rounds = Set(ready.messages.compactMap { $0.appendEntries?.round })
+        let rounds = Set(ready.allMessages.compactMap { $0.appendEntries?.round })
         #expect(rounds.count == 1)
         let newRound = rounds.first ?? 0
         #expect(newRound > oldRound)
-        #expect(Set(ready.messages.map(\.to)) == [n2, n3])
+        #expect(Set(ready.allMessages.map(\.to)) == [n2, n3])
         // A late answer to the earlier round proves nothing about leadership now.
         leader.deliver(.appendResponse(from: n2, to: n1, term: 1, match: 1, round: oldRound))
         leader.deliver(.appendResponse(from: n3, to: n1, term: 1, match: 1, round: oldRound))
@@ -161,6 +161,25 @@ import Testing
         leader.requestRead(Self.readID(n1, 1))
         let states = leader.cycle().readStates
         #expect(states == [ReadState(id: Self.readID(n1, 1), outcome: .failed(.leadershipTransferInProgress(target: n3)))])
+    }
+
+    /// Thesis §6.4: a refusal of a stale-term AppendEntries or InstallSnapshot travels in the
+    /// refuser's term, which the stale sender may lead by now with a round count of its own;
+    /// echoing the old term's round would confirm a ReadIndex round no follower acknowledged.
+    /// It carries round 0, which confirms nothing.
+    @Test func thesis6_4_staleTermRefusalConfirmsNoRound() {
+        var node = makeNode(n2, voters: [n1, n2, n3], state: PersistentState(hardState: HardState(currentTerm: 5)))
+        node.deliver(.append(from: n1, to: n2, term: 3, prevIndex: 0, prevTerm: 0, round: 197))
+        node.deliver(
+            Message(
+                from: n1, to: n2, term: 3,
+                body: .installSnapshot(
+                    InstallSnapshot(
+                        metadata: PaperSnapshotTests.snapshot(index: 4, term: 3).metadata, offset: 0, data: [1],
+                        done: false, round: 197))))
+        let refusals = node.drainMessages().compactMap(\.appendResponse)
+        #expect(refusals.count == 2)
+        #expect(refusals.allSatisfy { !$0.success && $0.round == 0 })
     }
 
     /// Limit: at most `pendingReadsMax` reads wait for confirmation; more are refused, not queued.

@@ -124,6 +124,30 @@ import Testing
         #expect(response?.matchIndex == 3)
     }
 
+    /// `Ready`'s contract: when `snapshot` is set, the snapshot's last chunk is the last of
+    /// `snapshotChunks`. A driver that steps many messages before taking a `Ready` (group commit)
+    /// can deliver a completed transfer and the first chunk of a newer one together; the newer one
+    /// is refused (offset 0 expected again) until the completed one is installed, or the driver
+    /// would be told to install a snapshot whose file the newer transfer just replaced.
+    @Test func section7_newTransferWaitsForTheInstallInTheSameBatch() {
+        var follower = makeNode(n2, voters: [n1, n2, n3], state: PersistentState(hardState: HardState(currentTerm: 2)))
+        let older = Self.snapshot(index: 5, term: 2, data: [0, 1])
+        let newer = Self.snapshot(index: 9, term: 2, data: [7, 8])
+        follower.deliver(Self.installSnapshot(Snapshot(metadata: older.metadata, data: [0]), offset: 0, done: false))
+        follower.deliver(Self.installSnapshot(Snapshot(metadata: older.metadata, data: [1]), offset: 1, done: true))
+        follower.deliver(Self.installSnapshot(Snapshot(metadata: newer.metadata, data: [7]), offset: 0, done: false))
+        var ready = follower.cycle()
+        #expect(ready.snapshot?.metadata == older.metadata)
+        #expect(ready.snapshotChunks.map(\.metadata) == [older.metadata, older.metadata])
+        let answers = ready.messages.compactMap(\.installSnapshotResponse)
+        #expect(answers.last == InstallSnapshotResponse(
+            lastIncludedIndex: 9, lastIncludedTerm: 2, bytesReceived: 0, installed: false, matchIndex: .zero, round: 0))
+        follower.deliver(Self.installSnapshot(Snapshot(metadata: newer.metadata, data: [7]), offset: 0, done: false))
+        ready = follower.cycle()
+        #expect(ready.snapshotChunks.map(\.data) == [[7]])
+        #expect(ready.messages.first?.installSnapshotResponse?.bytesReceived == 1)
+    }
+
     /// §7: chunks are accepted only in order; a chunk that does not continue what the follower
     /// holds is refused with the offset it expects, and nothing is installed.
     @Test func section7_outOfOrderChunkRefused() {
