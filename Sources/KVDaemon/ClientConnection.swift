@@ -7,7 +7,7 @@ import Synchronization
 /// decoded, connection-level commands answered here, everything else posted to the Raft loop.
 /// Replies are written strictly in request order; all replies that are ready go out in one write
 /// and one flush, whether they were answered here (once per socket read) or came back from the
-/// Raft loop (once per batch it hands over, see `ReplyInbox`).
+/// Raft loop (once per loop iteration, see `ReplyCourier`).
 ///
 /// Requests run concurrently (a pipeline of writes shares Raft round trips and fsyncs), except
 /// where a pipeline switches between reads and writes: there the request waits until every
@@ -29,6 +29,7 @@ final class ClientConnection: ChannelDuplexHandler {
         var pipelineRequestsMax: Int
         var connectionsMax: Int
         var connections: ClientChannels
+        var courier: ReplyCourier
     }
 
     /// A decoded request, parsed once.
@@ -52,7 +53,8 @@ final class ClientConnection: ChannelDuplexHandler {
 
     private let shared: Shared
     private var context: ChannelHandlerContext?
-    private var inbox: ReplyInbox?
+    /// This connection, for the courier's task on its event loop.
+    private var bound: NIOLoopBound<ClientConnection>?
     /// Replies in request order: `slots[0]` is the oldest request not yet written, whose
     /// sequence number is `firstSequence`.
     private var slots = CircularBuffer<Slot>(initialCapacity: 16)
@@ -76,7 +78,7 @@ final class ClientConnection: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        inbox = ReplyInbox(connection: NIOLoopBound(self, eventLoop: context.eventLoop), eventLoop: context.eventLoop)
+        bound = NIOLoopBound(self, eventLoop: context.eventLoop)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -164,8 +166,9 @@ final class ClientConnection: ChannelDuplexHandler {
         default:
             lastWasRead = Self.isRead(command)
             slots.append(Slot(reply: nil, started: .now, timer: timer(for: request.arguments)))
-            guard let inbox else { return }
-            let responder = Responder { reply in inbox.complete(sequence, with: reply) }
+            guard let bound else { return }
+            let courier = shared.courier
+            let responder = Responder { reply in courier.carry(reply, for: sequence, to: bound) }
             if case .refused = shared.loop.mailbox.post(.command(command, localReads: localReads, responder)) {
                 complete(sequence, with: shared.loop.refusal())
             }
@@ -192,13 +195,9 @@ final class ClientConnection: ChannelDuplexHandler {
 
     // MARK: Replies
 
-    /// Replies from the Raft loop, handed over by `ReplyInbox` on this event loop.
-    func receive(_ replies: [(sequence: UInt64, reply: Reply)]) {
-        for (sequence, reply) in replies { complete(sequence, with: reply) }
-        writeReady()
-    }
-
-    private func complete(_ sequence: UInt64, with reply: Reply) {
+    /// A reply from the Raft loop, handed over by `ReplyCourier` on this event loop; the courier
+    /// calls `writeReady` once it has handed over all of this connection's replies.
+    func complete(_ sequence: UInt64, with reply: Reply) {
         guard sequence >= firstSequence, sequence - firstSequence < UInt64(slots.count) else { return }
         let position = slots.index(slots.startIndex, offsetBy: Int(sequence - firstSequence))
         slots[position].reply = reply
@@ -210,7 +209,7 @@ final class ClientConnection: ChannelDuplexHandler {
 
     /// Writes every reply that is next in line with one flush, then starts deferred requests,
     /// resumes reading if there is room, and closes if the connection is done.
-    private func writeReady() {
+    func writeReady() {
         guard let context else { return }
         while true {
             var buffer: ByteBuffer?
@@ -252,41 +251,6 @@ final class ClientConnection: ChannelDuplexHandler {
             return
         }
         context.read()
-    }
-}
-
-/// Where the Raft loop's thread leaves one connection's replies. The first reply after the
-/// connection last took them schedules one task on its event loop; replies that arrive before
-/// that task runs join it, so a burst of replies costs one thread hop and one write, not one
-/// each.
-final class ReplyInbox: Sendable {
-    private let replies = Mutex<(waiting: [(sequence: UInt64, reply: Reply)], scheduled: Bool)>(([], false))
-    private let connection: NIOLoopBound<ClientConnection>
-    private let eventLoop: any EventLoop
-
-    init(connection: NIOLoopBound<ClientConnection>, eventLoop: any EventLoop) {
-        self.connection = connection
-        self.eventLoop = eventLoop
-    }
-
-    /// Called from any thread, exactly once per request.
-    func complete(_ sequence: UInt64, with reply: Reply) {
-        let schedule = replies.withLock { state -> Bool in
-            state.waiting.append((sequence, reply))
-            defer { state.scheduled = true }
-            return !state.scheduled
-        }
-        guard schedule else { return }
-        eventLoop.execute { self.handOver() }
-    }
-
-    private func handOver() {
-        let batch = replies.withLock { state in
-            state.scheduled = false
-            defer { state.waiting.removeAll(keepingCapacity: true) }
-            return state.waiting
-        }
-        connection.value.receive(batch)
     }
 }
 

@@ -32,7 +32,7 @@ public struct ClientServer: Service {
         let connections = ClientChannels()
         let shared = ClientConnection.Shared(
             loop: loop, metrics: metrics, pipelineRequestsMax: limits.pipelineRequestsMax,
-            connectionsMax: limits.connectionsMax, connections: connections)
+            connectionsMax: limits.connectionsMax, connections: connections, courier: loop.courier)
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 256)

@@ -130,6 +130,13 @@ final class LoopMailbox: Sendable {
 /// The sending side of the Raft loop, for the client server and the peer transport.
 public struct RaftLoopHandle: PeerInboundConsumer {
     let mailbox: LoopMailbox
+    /// Takes client replies to their event loops once per iteration.
+    let courier: ReplyCourier
+
+    init(mailbox: LoopMailbox, courier: ReplyCourier = ReplyCourier()) {
+        self.mailbox = mailbox
+        self.courier = courier
+    }
 
     /// Runs one client command through the loop and returns its reply.
     public func submit(_ command: ClientCommand, localReads: Bool) async -> Reply {
@@ -245,6 +252,7 @@ public struct RaftLoop: Service {
             }
             guard !inputs.isEmpty || driver.hasPendingWork else { continue }
             for error in try driver.process(inputs) { logger.warning("dropped peer message: \(error)") }
+            handle.courier.deliver()
             // A hand-over is complete once another node leads (its first message deposes us);
             // the deadline bounds the wait if the target never takes over.
             if let deadline = handOver.deadline, driver.status.role != .leader || ContinuousClock.now >= deadline {
@@ -255,6 +263,7 @@ public struct RaftLoop: Service {
         // so that no client waits forever on a node that is gone.
         for error in try driver.process(mailbox.drain()) { logger.warning("dropped peer message: \(error)") }
         driver.abandonPending()
+        handle.courier.deliver()
         logger.info("raft loop stopped", metadata: ["term": "\(driver.status.currentTerm)", "applied": "\(driver.status.appliedIndex)"])
     }
 

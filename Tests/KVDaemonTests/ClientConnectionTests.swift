@@ -12,11 +12,13 @@ import Testing
         let channel = EmbeddedChannel()
         let mailbox = LoopMailbox()
         let connections = ClientChannels()
+        let courier = ReplyCourier()
 
         init(pipelineRequestsMax: Int = 1024, connectionsMax: Int = 1024) throws {
             let shared = ClientConnection.Shared(
-                loop: RaftLoopHandle(mailbox: mailbox), metrics: DaemonMetrics(),
-                pipelineRequestsMax: pipelineRequestsMax, connectionsMax: connectionsMax, connections: connections)
+                loop: RaftLoopHandle(mailbox: mailbox, courier: courier), metrics: DaemonMetrics(),
+                pipelineRequestsMax: pipelineRequestsMax, connectionsMax: connectionsMax, connections: connections,
+                courier: courier)
             try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPRequestDecoder(limits: RESPLimits())))
             try channel.pipeline.syncOperations.addHandler(ClientConnection(shared: shared))
             try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 6379)).wait()
@@ -35,8 +37,10 @@ import Testing
             }
         }
 
-        /// Everything written to the client so far, as text.
+        /// Everything written to the client so far, as text, once the loop's iteration ended
+        /// (the courier delivered its replies).
         func written() throws -> String {
+            courier.deliver()
             channel.embeddedEventLoop.run()
             var text = ""
             while let buffer = try channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
