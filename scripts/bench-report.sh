@@ -27,18 +27,12 @@ levels=${REPORT_LEVELS:-1,2,4,8,16,32,64,128,256}
 keys=${REPORT_KEYS:-10000}
 rate=${REPORT_RATE:-1000}
 seed=${REPORT_SEED:-1}
-bin_dir=${KVD_BIN_DIR:-.build/release}
 
 for tool in redis-server redis-cli python3; do
     command -v "$tool" >/dev/null || { echo "bench-report.sh: $tool not found (apt-get install redis-server redis-tools python3)" >&2; exit 1; }
 done
-if [ -z "${KVD_SKIP_BUILD:-}" ]; then
-    echo "bench-report.sh: building kvd and kvctl (release)"
-    swift build -c release --product kvd >/dev/null
-    swift build -c release --product kvctl >/dev/null
-fi
-kvd="$(cd "$bin_dir" && pwd)/kvd"
-kvctl="$(cd "$bin_dir" && pwd)/kvctl"
+source scripts/lib/local-cluster.sh
+release_binaries bench-report.sh
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
@@ -53,7 +47,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-source scripts/lib/local-cluster.sh
 conf="$work/cluster.conf"
 write_cluster_conf bench-report
 redis_port=${ports[6]}
@@ -67,11 +60,7 @@ echo "bench-report.sh: kvd leader is node $leader; redis-server on port $redis_p
 redis-server --port "$redis_port" --bind 127.0.0.1 --appendonly yes --appendfsync always --save '' \
     --dir "$work" --logfile "$work/redis.log" --daemonize no &
 redis_pid=$!
-deadline=$(($(now_ms) + 10000))
-until redis-cli -h 127.0.0.1 -p "$redis_port" PING >/dev/null 2>&1; do
-    [ "$(now_ms)" -lt "$deadline" ] || { echo "bench-report.sh: redis-server did not start" >&2; exit 1; }
-    sleep 0.05
-done
+wait_for_redis bench-report.sh "$redis_port"
 
 common=(--keys "$keys" --seed "$seed" --warmup "$warmup" --duration "$seconds" --json)
 # bench NAME TARGET(kvd|redis) ARGS...: one kvctl bench run, its JSON in OUT/NAME-TARGET.json.

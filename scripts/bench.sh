@@ -24,19 +24,13 @@ runs=${BENCH_RUNS:-1}
 requests=${BENCH_REQUESTS:-100000}
 clients=${BENCH_CLIENTS:-50}
 trials=${BENCH_TRIALS:-10}
-bin_dir=${KVD_BIN_DIR:-.build/release}
 
 for tool in redis-benchmark redis-server redis-cli; do
     command -v "$tool" >/dev/null || { echo "bench.sh: $tool not found (apt-get install redis-tools redis-server)" >&2; exit 1; }
 done
 
-if [ -z "${KVD_SKIP_BUILD:-}" ]; then
-    echo "bench.sh: building kvd and kvctl (release)"
-    swift build -c release --product kvd >/dev/null
-    swift build -c release --product kvctl >/dev/null
-fi
-kvd="$PWD/$bin_dir/kvd"
-kvctl="$PWD/$bin_dir/kvctl"
+source scripts/lib/local-cluster.sh
+release_binaries bench.sh
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/kvd-bench-XXXXXX")
 declare -A node_pid=()
@@ -50,7 +44,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-source scripts/lib/local-cluster.sh
 conf="$work/cluster.conf"
 write_cluster_conf bench
 redis_port=${ports[6]}
@@ -81,11 +74,7 @@ echo "bench.sh: leader is node $leader"
 redis-server --port "$redis_port" --bind 127.0.0.1 --appendonly yes --appendfsync always --save '' \
     --dir "$work" --logfile "$work/redis.log" --daemonize no &
 redis_pid=$!
-deadline=$(($(now_ms) + 10000))
-until redis-cli -h 127.0.0.1 -p "$redis_port" PING >/dev/null 2>&1; do
-    [ "$(now_ms)" -lt "$deadline" ] || { echo "bench.sh: redis-server did not start" >&2; exit 1; }
-    sleep 0.05
-done
+wait_for_redis bench.sh "$redis_port"
 
 echo "bench.sh: redis-benchmark -t set,get -n $requests -c $clients [-P 16], $runs run(s) each"
 for run in $(seq 1 "$runs"); do

@@ -40,7 +40,6 @@ keys=${REPORT_KEYS:-100000}
 value=${REPORT_VALUE:-100}
 seed=${REPORT_SEED:-1}
 etcd_processes=${REPORT_ETCD_PROCESSES:-2}
-bin_dir=${KVD_BIN_DIR:-.build/release}
 venv=${KVD_SPEED_VENV:-$HOME/.cache/kvd-speed-venv}
 # kvctl bench's keys are this prefix and the decimal index: key:0000000 + 12345 is
 # key:000000012345, 16 bytes, the same key as redis-benchmark -r makes for index 12345.
@@ -64,13 +63,8 @@ if ! "$venv/bin/python" -c 'import grpc' 2>/dev/null; then
     python3 -m venv "$venv" || { echo "speed-report.sh: python3 -m venv failed (apt-get install python3-venv)" >&2; exit 1; }
     "$venv/bin/pip" install -q grpcio
 fi
-if [ -z "${KVD_SKIP_BUILD:-}" ]; then
-    echo "speed-report.sh: building kvd and kvctl (release)"
-    swift build -c release --product kvd >/dev/null
-    swift build -c release --product kvctl >/dev/null
-fi
-kvd="$(cd "$bin_dir" && pwd)/kvd"
-kvctl="$(cd "$bin_dir" && pwd)/kvctl"
+source scripts/lib/local-cluster.sh
+release_binaries speed-report.sh
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 rm -rf "$out"/run-* "$out/summary.md" "$out/settings.json"
@@ -96,7 +90,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-source scripts/lib/local-cluster.sh
 conf="$work/cluster.conf"
 write_cluster_conf speed-report
 redis_port=${ports[6]}
@@ -135,11 +128,7 @@ etcd_leader() { # the leader's client address, once there is one
 }
 kvd_leader() { echo "127.0.0.1:$(client_port "$(wait_for_leader)")"; }
 
-deadline=$(($(now_ms) + 10000))
-until redis-cli -h 127.0.0.1 -p "$redis_port" PING >/dev/null 2>&1; do
-    [ "$(now_ms)" -lt "$deadline" ] || { echo "speed-report.sh: redis-server did not start" >&2; exit 1; }
-    sleep 0.05
-done
+wait_for_redis speed-report.sh "$redis_port"
 echo "speed-report.sh: kvd leader $(kvd_leader), etcd leader $(etcd_leader), redis-server 127.0.0.1:$redis_port"
 
 # --- preload: every key once, so that gets find a value and puts overwrite one ----------------

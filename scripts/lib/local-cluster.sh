@@ -81,3 +81,25 @@ kill_and_reap() {
     for pid in "$@"; do kill -KILL "$pid" 2>/dev/null || true; done
     for pid in "$@"; do wait "$pid" 2>/dev/null || true; done
 }
+
+# release_binaries SCRIPT: builds kvd and kvctl in release mode unless KVD_SKIP_BUILD is set, then
+# sets kvd and kvctl to absolute paths of the binaries in KVD_BIN_DIR (default .build/release).
+release_binaries() {
+    local bin_dir=${KVD_BIN_DIR:-.build/release}
+    if [ -z "${KVD_SKIP_BUILD:-}" ]; then
+        echo "$1: building kvd and kvctl (release)"
+        swift build -c release --product kvd >/dev/null
+        swift build -c release --product kvctl >/dev/null
+    fi
+    kvd="$(cd "$bin_dir" && pwd)/kvd"
+    kvctl="$(cd "$bin_dir" && pwd)/kvctl"
+}
+
+# wait_for_redis SCRIPT PORT: waits up to 10 s for a redis-server on 127.0.0.1:PORT to answer.
+wait_for_redis() {
+    local deadline=$(($(now_ms) + 10000))
+    until redis-cli -h 127.0.0.1 -p "$2" PING >/dev/null 2>&1; do
+        [ "$(now_ms)" -lt "$deadline" ] || { echo "$1: redis-server did not start" >&2; exit 1; }
+        sleep 0.05
+    done
+}
