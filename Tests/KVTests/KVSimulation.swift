@@ -243,7 +243,15 @@ final class KVSimulation {
             node.inputs.removeFirst(count)
             let rejected: [StepError]
             do { rejected = try driver.process(batch) } catch {
-                throw KVSimViolation("Driver runs", "node \(node.id) stopped: \(error)")
+                guard node.storage.tap.crashedInWrite else {
+                    throw KVSimViolation("Driver runs", "node \(node.id) stopped: \(error)")
+                }
+                // The scheduled crash in the middle of a `Ready`: what was sent before it is out.
+                node.storage.tap.crashedInWrite = false
+                stats.crashesBeforeWrite += 1
+                try afterDriverCall(node)
+                crash(node, during: "before writing entries it may have sent")
+                return
             }
             if let first = rejected.first {
                 throw KVSimViolation("Valid messages", "node \(node.id) refused a peer message: \(first)")
@@ -319,16 +327,17 @@ final class KVSimulation {
 
     /// Crashes `node`: unsynced log writes are lost, and so is every client request it held and
     /// any snapshot it was receiving; its state database survives.
-    func crash(_ node: KVSimNode) {
+    func crash(_ node: KVSimNode, during moment: String = "between events") {
         guard let driver = node.driver, var storage = driver.storage as? KVSimStorage else { return }
         storage.crash()
+        storage.tap.crashAtNextEntryWrite = false
         node.storage = storage
         node.driver = nil
         node.inputs = []
         node.restarts += 1
         node.restartAt = now + UInt64(random.within(5...60))
         stats.crashes += 1
-        note("crash \(node.id) (\(driver.status.role), term \(driver.status.currentTerm)); back at tick \(node.restartAt)")
+        note("crash \(node.id) \(moment) (\(driver.status.role), term \(driver.status.currentTerm)); back at tick \(node.restartAt)")
     }
 
     /// After any call into a driver: ship its messages and replies, record what it applied.
