@@ -252,32 +252,6 @@ public final class RaftDriver {
     }
 
     /// One timer tick: Raft's clock, lease expiry on the leader, request deadlines.
-    public func tick() throws(DaemonError) {
-        onTick()
-        try processReady()
-    }
-
-    /// Messages from peers. A malformed one is logged by the caller and dropped.
-    public func receive(_ messages: [Message]) throws(DaemonError) -> [StepError] {
-        let rejected = step(messages)
-        try processReady()
-        return rejected
-    }
-
-    /// One client command; `reply` is called exactly once, now or later.
-    public func handle(_ command: ClientCommand, localReads: Bool, reply: Responder) throws(DaemonError) {
-        start(command, localReads: localReads, reply: reply)
-        try processReady()
-    }
-
-    /// Before a graceful stop: a leader hands leadership to its most caught-up voter.
-    /// Returns whether a transfer started.
-    public func handOverLeadership() throws(DaemonError) -> Bool {
-        let started = startHandOver()
-        try processReady()
-        return started
-    }
-
     func onTick() {
         node.tick()
         let now = monotonicMillis()
@@ -306,6 +280,7 @@ public final class RaftDriver {
         node.peerStalled(peer)
     }
 
+    /// Messages from peers; returns those refused as malformed (the caller logs and drops them).
     func step(_ messages: [Message]) -> [StepError] {
         var rejected: [StepError] = []
         for message in messages {
@@ -314,6 +289,7 @@ public final class RaftDriver {
         return rejected
     }
 
+    /// One client command; `reply` is called exactly once, now or later.
     func start(_ command: ClientCommand, localReads: Bool, reply: Responder) {
         let now = monotonicMillis()
         let deadline = now + settings.requestTimeoutMillis
@@ -343,6 +319,8 @@ public final class RaftDriver {
         }
     }
 
+    /// Before a graceful stop: a leader hands leadership to its most caught-up voter.
+    /// Returns whether a transfer started.
     func startHandOver() -> Bool {
         guard let target = node.bestTransferTarget else { return false }
         do { try node.transferLeadership(to: target) } catch { return false }

@@ -2,6 +2,8 @@
 struct KVSimStats {
     var ticks: UInt64 = 0
     var crashes = 0
+    /// Crashes in the middle of a `Ready`, just before a write of entries (among `crashes`).
+    var crashesBeforeWrite = 0
     var pauses = 0
     var partitions = 0
     var lostMessages = 0
@@ -21,6 +23,7 @@ struct KVSimStats {
     mutating func add(_ other: KVSimStats) {
         ticks += other.ticks
         crashes += other.crashes
+        crashesBeforeWrite += other.crashesBeforeWrite
         pauses += other.pauses
         partitions += other.partitions
         lostMessages += other.lostMessages
@@ -41,7 +44,7 @@ struct KVSimStats {
         "\(ticks) ticks, \(appliedEntries) entries applied, \(acknowledgedWrites) writes acknowledged "
             + "(\(indeterminateRetries) indeterminate retries), \(lockGrants) lock grants, fenced writes \(fencedAccepted) "
             + "accepted / \(fencedStale) stale, \(leaseExpiries) lease expiries, \(leaseCheckpoints) leases checkpointed, "
-            + "\(crashes) crashes, \(pauses) pauses, "
+            + "\(crashes) crashes (\(crashesBeforeWrite) before a write of entries), \(pauses) pauses, "
             + "\(partitions) partitions, \(lostMessages) messages lost, \(snapshotsInstalled) snapshots installed, \(historyOperations) KV operations checked, "
             + "\(uncheckedHistories) histories unchecked (budget)"
     }

@@ -19,6 +19,12 @@ struct KVSimStorage: LogStorage {
     func load() throws(StorageError) -> PersistentState { try inner.load() }
 
     mutating func persist(hardState: HardState?, entries: [Entry], snapshot: Snapshot?, sync: Bool) throws(StorageError) {
+        if tap.crashAtNextEntryWrite, !entries.isEmpty {
+            // The process dies before this write: whatever the driver sent ahead of it is out.
+            tap.crashAtNextEntryWrite = false
+            tap.crashedInWrite = true
+            throw .io("simulated crash before writing entries \(entries[0].index)...")
+        }
         if let snapshot { tap.restoredUpTo = max(tap.restoredUpTo, snapshot.metadata.lastIncludedIndex) }
         try inner.persist(hardState: hardState, entries: entries, snapshot: snapshot, sync: sync)
     }
@@ -51,6 +57,10 @@ final class KVSimTap {
     var archive: [UInt64: Entry] = [:]
     /// The highest snapshot index installed from a leader since the simulator last looked.
     var restoredUpTo: LogIndex = .zero
+    /// Crash the process when the driver next writes entries, before the write (for a leader,
+    /// after its AppendEntries carrying them left); `crashedInWrite` says it happened.
+    var crashAtNextEntryWrite = false
+    var crashedInWrite = false
 }
 
 /// Where the driver's `Responder`s put replies: they must be `@Sendable`, so the simulator

@@ -1,8 +1,10 @@
 import RaftCore
 
-/// The fault model of the KV simulation: crashes (of the leader half the time) that lose unsynced
-/// log writes and the whole in-memory state machine, pauses (a stopped process whose clock keeps
-/// running), and partitions of four shapes; loss, duplication and delay are in `transmit`.
+/// The fault model of the KV simulation: crashes (of the leader half the time; between events,
+/// or just before a node's next write of entries, when a leader's AppendEntries carrying them
+/// have left) that lose unsynced log writes and the whole in-memory state machine, pauses (a
+/// stopped process whose clock keeps running), and partitions of four shapes; loss,
+/// duplication and delay are in `transmit`.
 extension KVSimulation {
     func injectFaults() {
         if random.chance(parameters.crashPerMille) {
@@ -12,7 +14,14 @@ extension KVSimulation {
             let down = nodes.count - running.count
             if down < (nodes.count - 1) / 2 || random.chance(300) {
                 if let victim = leader != nil && random.chance(500) ? leader : running.randomElement(using: &random) {
-                    crash(victim)
+                    if random.chance(250) {
+                        // In the middle of a `Ready`: a leader's AppendEntries are out, its own
+                        // write of their entries is not.
+                        victim.storage.tap.crashAtNextEntryWrite = true
+                        note("crash of \(victim.id) scheduled before its next write of entries")
+                    } else {
+                        crash(victim)
+                    }
                 }
             }
         }

@@ -102,6 +102,8 @@ final class KVSimNode {
     var restartAt: UInt64 = 0
     var restarts: UInt64 = 0
     var wallOffsetMillis: UInt64
+    /// Inputs waiting for this node's Raft loop, oldest first (the daemon's mailbox).
+    var inputs: [LoopInput] = []
     /// The applied index the simulator has recorded for this node.
     var recordedApplied: LogIndex = .zero
     /// The state database file: it survives crashes (SQLite's WAL with `synchronous=NORMAL` loses
@@ -210,20 +212,56 @@ final class KVSimulation {
         return stats
     }
 
-    /// One tick: faults, restarts, node timers, deliveries, clients.
+    /// One tick: faults, restarts, node timers and deliveries queued as loop inputs, the nodes'
+    /// loops, clients.
     func step() throws(KVSimViolation) {
         now += 1
         if faultsEnabled { injectFaults() }
         for node in nodes where node.driver == nil && node.restartAt <= now { try start(node) }
-        for node in nodes where !node.isPaused(at: now) {
-            guard let driver = node.driver else { continue }
-            do { try driver.tick() } catch { throw KVSimViolation("Driver runs", "node \(node.id) stopped: \(error)") }
-            try afterDriverCall(node)
-        }
+        for node in nodes where node.driver != nil && !node.isPaused(at: now) { node.inputs.append(.tick) }
         try deliverDue()
+        for node in nodes where !node.isPaused(at: now) { try runLoop(node) }
         for client in clients { client.step(self) }
         if let clientViolation { throw clientViolation }
     }
+
+    /// Runs `node`'s Raft loop as the daemon's does: each iteration hands `RaftDriver.process`
+    /// the inputs that queued up since the last one. How many that is the seed decides: all of
+    /// them (the loop was busy, say in an fsync, while they arrived) or only the first few (it
+    /// woke up in between), so that group commit, and ticks, messages and commands sharing one
+    /// `Ready` cycle, all happen.
+    func runLoop(_ node: KVSimNode) throws(KVSimViolation) {
+        var iterations = 0
+        while let driver = node.driver, !node.inputs.isEmpty || driver.hasPendingWork {
+            iterations += 1
+            guard iterations <= Self.loopIterationsPerTickMax else {
+                throw KVSimViolation("Driver runs", "node \(node.id) still has work after \(iterations - 1) loop iterations")
+            }
+            let queued = node.inputs.count
+            let count = queued == 0 || random.chance(500) ? queued : random.within(1...queued)
+            let batch = Array(node.inputs.prefix(count))
+            node.inputs.removeFirst(count)
+            let rejected: [StepError]
+            do { rejected = try driver.process(batch) } catch {
+                guard node.storage.tap.crashedInWrite else {
+                    throw KVSimViolation("Driver runs", "node \(node.id) stopped: \(error)")
+                }
+                // The scheduled crash in the middle of a `Ready`: what was sent before it is out.
+                node.storage.tap.crashedInWrite = false
+                stats.crashesBeforeWrite += 1
+                try afterDriverCall(node)
+                crash(node, during: "before writing entries it may have sent")
+                return
+            }
+            if let first = rejected.first {
+                throw KVSimViolation("Valid messages", "node \(node.id) refused a peer message: \(first)")
+            }
+            try afterDriverCall(node)
+        }
+    }
+
+    /// More loop iterations than this in one tick means a driver that never runs out of work.
+    static let loopIterationsPerTickMax = 10_000
 
     /// Heals everything and lets every client finish; then every node must converge.
     func runLiveness() throws(KVSimViolation) {
@@ -289,15 +327,17 @@ final class KVSimulation {
 
     /// Crashes `node`: unsynced log writes are lost, and so is every client request it held and
     /// any snapshot it was receiving; its state database survives.
-    func crash(_ node: KVSimNode) {
+    func crash(_ node: KVSimNode, during moment: String = "between events") {
         guard let driver = node.driver, var storage = driver.storage as? KVSimStorage else { return }
         storage.crash()
+        storage.tap.crashAtNextEntryWrite = false
         node.storage = storage
         node.driver = nil
+        node.inputs = []
         node.restarts += 1
         node.restartAt = now + UInt64(random.within(5...60))
         stats.crashes += 1
-        note("crash \(node.id) (\(driver.status.role), term \(driver.status.currentTerm)); back at tick \(node.restartAt)")
+        note("crash \(node.id) \(moment) (\(driver.status.role), term \(driver.status.currentTerm)); back at tick \(node.restartAt)")
     }
 
     /// After any call into a driver: ship its messages and replies, record what it applied.
@@ -361,7 +401,8 @@ final class KVSimulation {
         inFlight.append(InFlight(packet: packet, deliverAt: now + UInt64(delay), sequence: sendSequence))
     }
 
-    /// Delivers every packet due now; a paused node's packets wait in its socket buffer.
+    /// Delivers every packet due now: to a node's loop inputs, or to a client. A paused node's
+    /// packets wait in its socket buffer.
     func deliverDue() throws(KVSimViolation) {
         var due: [InFlight] = []
         var waiting: [InFlight] = []
@@ -386,26 +427,16 @@ final class KVSimulation {
     private func deliver(_ packet: Packet) throws(KVSimViolation) {
         switch packet {
         case .peer(let message):
-            guard let node = node(message.to), let driver = node.driver, !cut.contains([message.from, message.to]) else { return }
-            let rejected: [StepError]
-            do { rejected = try driver.receive([message]) } catch {
-                throw KVSimViolation("Driver runs", "node \(node.id) stopped: \(error)")
-            }
-            if let first = rejected.first {
-                throw KVSimViolation("Valid messages", "node \(node.id) refused a message from \(message.from): \(first)")
-            }
-            try afterDriverCall(node)
+            guard let node = node(message.to), node.driver != nil, !cut.contains([message.from, message.to]) else { return }
+            node.inputs.append(.peerMessages([message]))
         case .request(let client, let id, let request, let arguments):
-            guard let node = node(id), let driver = node.driver else { return }
+            guard let node = node(id), node.driver != nil else { return }
             let command: ClientCommand
             do { command = try CommandParser.parse(arguments) } catch {
                 throw KVSimViolation("Client requests parse", "\(arguments.map { String(decoding: $0, as: UTF8.self) }): \(error)")
             }
             requestOwner[request] = client
-            do { try driver.handle(command, localReads: false, reply: outbox.responder(for: request)) } catch {
-                throw KVSimViolation("Driver runs", "node \(node.id) stopped: \(error)")
-            }
-            try afterDriverCall(node)
+            node.inputs.append(.command(command, localReads: false, outbox.responder(for: request)))
         case .reply(let client, let request, let reply):
             clients[client].receive(reply, request: request, sim: self)
         }

@@ -27,13 +27,22 @@ struct KVSimulationTests {
     }
 
     /// Seeds that found bugs, and seeds that caught the bugs planted to show the checks have teeth;
-    /// they must keep passing on the real code.
+    /// they must keep passing on the real code. The planted bugs were planted again when the
+    /// simulation began to feed the driver batches of inputs and to crash a node just before a
+    /// write of entries (every seed's schedule changed then):
     /// - 4242, 5, 6, 9: a session retry of a queued `LOCK ... WAIT` whose grant (or lease end) had
     ///   already applied waited for an event that never came, timing out forever (RaftDriver).
-    /// - 1: caught fenced writes applied without checking the token, sessions applying a retry
-    ///   again, and the driver answering a write whose index applied with another term.
-    /// - 6: caught a waiter granted a lock after its lease had ended.
-    static let regressionSeeds: [UInt64] = [4242, 5, 6, 9, 1]
+    ///   With the fix reverted, seeds 5, 6 and 10 catch it now.
+    /// - 552: a snapshot completed and a newer transfer's first chunk accepted in one batch made
+    ///   the driver install a file the newer chunk had replaced (RaftCore).
+    /// - 1: caught fenced writes applied without checking the token, and sessions applying a
+    ///   retry again.
+    /// - 8: caught the driver answering a write whose index applied with another term.
+    /// - 2: caught a waiter granted a lock after its lease had ended (the ended lease's waiters
+    ///   kept, and not checked again at the grant).
+    /// - 36: caught a driver that sends acknowledgements before persisting what they acknowledge
+    ///   (a follower that crashed before its write never caught up again: Liveness).
+    static let regressionSeeds: [UInt64] = [4242, 5, 6, 9, 10, 552, 1, 8, 2, 36]
 
     @Test("seeds that once found bugs still pass", arguments: regressionSeeds)
     func regression(seed: UInt64) throws {
@@ -64,6 +73,7 @@ struct KVSimulationTests {
                 || (total.acknowledgedWrites > 0 && total.lockGrants > 0 && total.fencedStale > 0
                     && total.leaseCheckpoints > 0))
         #expect(count < 20 || total.snapshotsInstalled > 0, "the seeds must exercise snapshot transfers")
+        #expect(count < 20 || total.crashesBeforeWrite > 0, "the seeds must crash nodes between sending and writing")
         print("KV simulation: \(count) seeds from \(first): \(total.summary)")
     }
 
