@@ -250,7 +250,7 @@ final class KVSimulation {
                 node.storage.tap.crashedInWrite = false
                 stats.crashesBeforeWrite += 1
                 try afterDriverCall(node)
-                crash(node, during: "before writing entries it may have sent")
+                crash(node, during: "just before a write of entries")
                 return
             }
             if let first = rejected.first {
