@@ -42,7 +42,10 @@ struct KVSimulationTests {
     ///   kept, and not checked again at the grant).
     /// - 36: caught a driver that sends acknowledgements before persisting what they acknowledge
     ///   (a follower that crashed before its write never caught up again: Liveness).
-    static let regressionSeeds: [UInt64] = [4242, 5, 6, 9, 10, 552, 1, 8, 2, 36]
+    /// - 761, 1241, 1486: the driver applied a follower's committed entries before writing them
+    ///   when they replaced a durable suffix (RaftNode.durableIndex), and a crash in the write left
+    ///   the state machine ahead of a log holding other entries (State Machine Safety).
+    static let regressionSeeds: [UInt64] = [4242, 5, 6, 9, 10, 552, 1, 8, 2, 36, 761, 1241, 1486]
 
     @Test("seeds that once found bugs still pass", arguments: regressionSeeds)
     func regression(seed: UInt64) throws {

@@ -259,6 +259,26 @@ import Testing
         leader.advance(next)
     }
 
+    /// §5.3: a follower replaces a conflicting suffix and learns in the same message that the
+    /// new entries are committed. They are on no disk of this node yet, so they are above the
+    /// durable index although the entries they replaced were written.
+    @Test func entriesReplacingADurableSuffixAreAboveTheDurableIndex() {
+        var follower = makeNode(
+            n2, voters: [n1, n2, n3],
+            state: PersistentState(hardState: HardState(currentTerm: 1), entries: logWithTerms([1, 1, 1])))
+        #expect(follower.durableIndex == 3)
+        follower.deliver(
+            .append(from: n1, to: n2, term: 2, prevIndex: 1, prevTerm: 1, entries: logWithTerms([2, 2], from: 2), commit: 3))
+        let durable = follower.durableIndex
+        let ready = follower.takeReady()
+        #expect(ready.entries.map(\.index) == [2, 3])
+        #expect(ready.committedEntries.map(\.index) == [1, 2, 3])
+        #expect(durable == 1, "the replaced entries were durable, their replacements are not")
+        #expect(ready.committedEntries.contains { $0.index > durable }, "the driver must write before applying")
+        follower.advance(ready)
+        #expect(follower.durableIndex == 3)
+    }
+
     /// Two followers commit an entry the leader has not written yet: it is above the durable
     /// index, so the driver must apply it only after writing it.
     @Test func anEntryCommittedWithoutTheLeadersCopyIsAboveTheDurableIndex() throws {
