@@ -86,7 +86,7 @@ extension RaftDriver {
     /// applied, so the client may retry elsewhere.
     func finishApplied(_ outcome: KVApplied) {
         leases.observe(outcome.events, nowMillis: monotonicMillis())
-        if let pending = pendingWrites.removeValue(forKey: outcome.index) {
+        if let pending = requests.takeWrite(at: outcome.index) {
             if pending.term != outcome.term {
                 metrics.proposalsFailed.increment()
                 pending.reply.send(notLeaderReply(nil))
@@ -127,9 +127,9 @@ extension RaftDriver {
                     pending.reply.send(.err("lease \(lease) ended while waiting for the lock"))
                     return
                 }
-                let key = LockWaiterKey(name: name, leaseID: lease)
-                lockWaiters[key, default: []].append(
-                    Waiter(deadline: waitDeadline, reply: pending.reply, queuedAtMillis: monotonicMillis()))
+                requests.addLockWaiter(
+                    PendingRequests.Waiter(deadline: waitDeadline, reply: pending.reply, queuedAtMillis: monotonicMillis()),
+                    for: PendingRequests.LockWaiterKey(name: name, leaseID: lease))
             default:
                 pending.reply.send(Reply.from(result, style: .standard))
             }
@@ -139,7 +139,8 @@ extension RaftDriver {
     func handle(_ event: KVEvent) {
         switch event {
         case .lockGranted(let name, let lease, let token):
-            if let waiters = lockWaiters.removeValue(forKey: LockWaiterKey(name: name, leaseID: lease)) {
+            let waiters = requests.takeLockWaiters(name: name, leaseID: lease)
+            if !waiters.isEmpty {
                 metrics.lockGrants.increment()
                 let now = monotonicMillis()
                 for waiter in waiters {
@@ -149,10 +150,8 @@ extension RaftDriver {
             }
         case .leaseEnded(let lease, let expired):
             if expired { metrics.leaseExpirations.increment() }
-            for key in lockWaiters.keys where key.leaseID == lease {
-                for waiter in lockWaiters.removeValue(forKey: key) ?? [] {
-                    waiter.reply.send(.err("lease \(lease) ended while waiting for the lock"))
-                }
+            for waiter in requests.takeLockWaiters(leaseID: lease) {
+                waiter.reply.send(.err("lease \(lease) ended while waiting for the lock"))
             }
         case .leaseGranted, .leaseRenewed, .sessionExpired:
             break
@@ -162,9 +161,7 @@ extension RaftDriver {
     /// Writes proposed at indexes a received snapshot covers cannot be matched to their entries
     /// any more: they may or may not have been applied.
     func failWritesCoveredBySnapshot(_ index: LogIndex) {
-        for key in pendingWrites.keys.sorted() where key <= index {
-            pendingWrites.removeValue(forKey: key)?.reply.send(.unavailable("outcome unknown: replaced by a snapshot"))
-        }
+        requests.failWrites(through: index, with: .unavailable("outcome unknown: replaced by a snapshot"))
     }
 
     // MARK: Reads
@@ -180,27 +177,17 @@ extension RaftDriver {
         }
         readSequence += 1
         let id = ReadRequestID(origin: node.id, sequence: readSequence)
-        pendingReads[id] = PendingRead(command: command, deadline: deadline, reply: reply)
+        requests.addRead(PendingRequests.Read(command: command, deadline: deadline, reply: reply), id: id)
         node.requestRead(id)
     }
 
     func finishReadState(_ state: ReadState) {
-        guard let read = pendingReads.removeValue(forKey: state.id) else { return }
-        switch state.outcome {
-        case .ready(let index): readyReads.append((index, read))
-        case .failed(let error): read.reply.send(proposalErrorReply(error))
-        }
+        if let (read, error) = requests.readConfirmed(state) { read.reply.send(proposalErrorReply(error)) }
     }
 
     /// Serves reads whose read index has been applied (thesis §6.4).
     func serveReadyReads() {
-        guard !readyReads.isEmpty else { return }
-        let applied = machine.appliedIndex
-        var waiting: [(index: LogIndex, read: PendingRead)] = []
-        for entry in readyReads {
-            if entry.index <= applied { entry.read.reply.send(executeRead(entry.read.command)) } else { waiting.append(entry) }
-        }
-        readyReads = waiting
+        for read in requests.takeServableReads(applied: machine.appliedIndex) { read.reply.send(executeRead(read.command)) }
     }
 
     /// Runs a read against the applied state.
@@ -238,15 +225,7 @@ extension RaftDriver {
     /// The loop is stopping: answer every request still waiting, so no client hangs. Writes may
     /// still commit through the other nodes, so they get the indeterminate `-UNAVAILABLE`.
     public func abandonPending() {
-        let reply = Reply.unavailable("node is shutting down; the request may or may not take effect")
-        for index in pendingWrites.keys.sorted() { pendingWrites.removeValue(forKey: index)?.reply.send(reply) }
-        for id in pendingReads.keys.sorted(by: { $0.sequence < $1.sequence }) {
-            pendingReads.removeValue(forKey: id)?.reply.send(reply)
-        }
-        for entry in readyReads { entry.read.reply.send(reply) }
-        readyReads = []
-        for waiters in lockWaiters.values { for waiter in waiters { waiter.reply.send(reply) } }
-        lockWaiters = [:]
+        requests.abandonAll(with: .unavailable("node is shutting down; the request may or may not take effect"))
     }
 
     /// This node stopped leading without knowing a new leader (CheckQuorum: it lost contact
@@ -256,34 +235,20 @@ extension RaftDriver {
     /// A leader deposed by a newer leader it hears from keeps its writes pending: their outcome
     /// arrives with the new leader's log.
     func answerWritesOfLostLeadership(term: Term) {
-        for (index, pending) in pendingWrites {
-            pendingWrites[index] = nil
-            if case .internalCommand = pending.kind { continue }
-            pending.reply.send(.unavailable("outcome unknown: this node lost contact with the majority and stopped leading in term \(term); retry at the new leader"))
-        }
+        requests.failAllWrites(
+            with: .unavailable(
+                "outcome unknown: this node lost contact with the majority and stopped leading in term \(term); retry at the new leader"))
     }
 
     /// Requests past their deadline get `-TIMEOUT` (indeterminate for writes).
     func expireDeadlines(now: UInt64) {
-        for (index, pending) in pendingWrites where pending.deadline <= now {
-            pendingWrites[index] = nil
-            if case .internalCommand = pending.kind { continue }
-            pending.reply.send(.timeout("no commit within \(settings.requestTimeoutMillis) ms; the write may or may not apply"))
-        }
-        for (id, read) in pendingReads where read.deadline <= now {
-            pendingReads[id] = nil
-            read.reply.send(.timeout("leadership not confirmed in time"))
-        }
-        readyReads.removeAll { entry in
-            guard entry.read.deadline <= now else { return false }
-            entry.read.reply.send(.timeout("state machine did not reach the read index in time"))
-            return true
-        }
-        for (key, waiters) in lockWaiters {
-            let (expired, remaining) = (waiters.filter { $0.deadline <= now }, waiters.filter { $0.deadline > now })
-            for waiter in expired { waiter.reply.send(.timeout("lock not granted in time; revoke the lease to leave the queue")) }
-            lockWaiters[key] = remaining.isEmpty ? nil : remaining
-        }
+        requests.expire(
+            now: now,
+            replies: PendingRequests.TimeoutReplies(
+                write: .timeout("no commit within \(settings.requestTimeoutMillis) ms; the write may or may not apply"),
+                read: .timeout("leadership not confirmed in time"),
+                readIndexNotReached: .timeout("state machine did not reach the read index in time"),
+                lock: .timeout("lock not granted in time; revoke the lease to leave the queue")))
     }
 
     func noteRoleChanges() {

@@ -91,47 +91,15 @@ public final class RaftDriver {
     /// The applied index before which compaction is not tried again (after a cut held short).
     var nextCompactionAt: LogIndex = .zero
 
-    var pendingWrites: [LogIndex: PendingWrite] = [:]
-    var pendingReads: [ReadRequestID: PendingRead] = [:]
-    var readyReads: [(index: LogIndex, read: PendingRead)] = []
-    var lockWaiters: [LockWaiterKey: [Waiter]] = [:]
+    /// Client requests waiting for their entry, their read index or a lock.
+    var requests = PendingRequests()
     var readSequence: UInt64 = 0
     var lastRole: RaftRole = .follower
     var lastLeader: NodeID?
     /// When this node last saw the cluster without a leader, for the failover-duration metric.
     var leaderlessSinceMillis: UInt64?
 
-    struct PendingWrite {
-        var term: Term
-        var kind: Kind
-        var deadline: UInt64
-        var reply: Responder
-
-        enum Kind {
-            case write(ClientCommand.WriteReplyStyle)
-            case lock(name: [UInt8], leaseID: UInt64, waitDeadline: UInt64?)
-            /// Proposed by this node itself (lease expiry, checkpoint): nobody waits.
-            case internalCommand
-        }
-    }
-
-    struct PendingRead {
-        var command: ClientCommand
-        var deadline: UInt64
-        var reply: Responder
-    }
-
-    struct LockWaiterKey: Hashable {
-        var name: [UInt8]
-        var leaseID: UInt64
-    }
-
-    struct Waiter {
-        var deadline: UInt64
-        var reply: Responder
-        /// When the request joined the queue, for the lock wait-time metric.
-        var queuedAtMillis: UInt64
-    }
+    typealias PendingWrite = PendingRequests.Write
 
     /// Creates the driver from what storage holds: the state machine is brought up to the
     /// stored snapshot if it is behind it, and Raft resumes after the applied index.
@@ -335,7 +303,7 @@ public final class RaftDriver {
         let command = KVCommand(session: session, timestampMillis: wallMillis(), operation: operation)
         do {
             let receipt = try node.propose(command.encoded())
-            pendingWrites[receipt.index] = PendingWrite(term: receipt.term, kind: kind, deadline: deadline, reply: reply)
+            requests.addWrite(PendingWrite(term: receipt.term, kind: kind, deadline: deadline, reply: reply), at: receipt.index)
             metrics.proposalsStarted.increment()
         } catch {
             metrics.proposalsFailed.increment()
