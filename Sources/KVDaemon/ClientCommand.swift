@@ -21,6 +21,8 @@ public enum ClientCommand: Hashable, Sendable {
     /// `LOCK name LEASE id [WAIT ms]`: a write that may then wait to be granted.
     case lock(name: [UInt8], leaseID: UInt64, waitMillis: UInt64?, session: SessionStamp?)
     case transferLeadership(UInt64)
+    /// Answered by the client connection itself (see `ConnectionCommand`).
+    case connection(ConnectionCommand)
 
     /// How a write's result is shown, where the same operation answers several commands.
     public enum WriteReplyStyle: Hashable, Sendable {
@@ -35,7 +37,8 @@ public enum ClientCommand: Hashable, Sendable {
     public var isRead: Bool {
         switch self {
         case .get, .getMeta, .mget, .exists, .list, .owner, .leaseTTL: return true
-        case .ping, .echo, .quit, .info, .readOnly, .emptyArray, .write, .lock, .transferLeadership: return false
+        case .ping, .echo, .quit, .info, .readOnly, .emptyArray, .write, .lock, .transferLeadership, .connection:
+            return false
         }
     }
 }
@@ -66,6 +69,9 @@ public enum CommandParser {
         case "READONLY": return .readOnly(true)
         case "READWRITE": return .readOnly(false)
         case "CONFIG", "COMMAND": return .emptyArray
+        case "HELLO": return try parseHello(args)
+        case "CLIENT": return try parseClient(args)
+        case "SELECT": return try parseSelect(args)
         case "GET": return .get(try exactly(1, args, name)[0])
         case "GETMETA": return .getMeta(try exactly(1, args, name)[0])
         case "MGET": return .mget(try atLeast(1, args, name))

@@ -45,6 +45,9 @@ final class ClientConnection: ChannelDuplexHandler {
 
     /// One request's place in the reply order.
     struct Slot {
+        /// The protocol the connection spoke when the request came (a reply to a request sent
+        /// before `HELLO 3` is still RESP2).
+        var version: RESPVersion = .resp2
         var reply: Reply?
         /// When it was posted to the Raft loop, and the timer its latency goes to.
         var started: ContinuousClock.Instant?
@@ -63,6 +66,12 @@ final class ClientConnection: ChannelDuplexHandler {
     private var deferred = CircularBuffer<Request>()
     /// `READONLY` was sent: reads are served locally.
     private var localReads = false
+    /// RESP2 until `HELLO 3`.
+    private var version = RESPVersion.resp2
+    /// `CLIENT SETNAME` / `HELLO ... SETNAME`.
+    private var name: [UInt8]?
+    /// `CLIENT ID`: unique among this server's connections.
+    private var id: Int64 = 0
     /// Whether the previous request that went to the Raft loop was a read.
     private var lastWasRead: Bool?
     /// QUIT or a protocol error: close once everything before it is written.
@@ -86,10 +95,11 @@ final class ClientConnection: ChannelDuplexHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        let open = shared.connections.add(context.channel)
+        let (open, id) = shared.connections.add(context.channel)
+        self.id = id
         shared.metrics.connectedClients.record(open)
         if open > shared.connectionsMax {
-            slots.append(Slot(reply: .err("max number of clients reached")))
+            slots.append(Slot(version: version, reply: .err("max number of clients reached")))
             closing = true
             writeReady()
         }
@@ -125,7 +135,7 @@ final class ClientConnection: ChannelDuplexHandler {
         }
         // The client broke the protocol: answer what came before, tell it why, and close.
         deferred.removeAll()
-        slots.append(Slot(reply: .err(error.message)))
+        slots.append(Slot(version: version, reply: .err(error.message)))
         closing = true
         writeReady()
     }
@@ -135,7 +145,7 @@ final class ClientConnection: ChannelDuplexHandler {
     private func canStart(_ request: Request) -> Bool {
         guard let lastWasRead, !slots.isEmpty, case .success(let command) = request.command else { return true }
         switch command {
-        case .quit, .readOnly, .ping, .echo, .emptyArray: return true
+        case .quit, .readOnly, .ping, .echo, .emptyArray, .connection: return true
         default: return Self.isRead(command) == lastWasRead
         }
     }
@@ -149,23 +159,26 @@ final class ClientConnection: ChannelDuplexHandler {
         switch request.command {
         case .success(let parsed): command = parsed
         case .failure(let error):
-            slots.append(Slot(reply: .err(error.message)))
+            slots.append(Slot(version: version, reply: .err(error.message)))
             return
         }
         switch command {
         case .quit:
-            slots.append(Slot(reply: .ok))
+            slots.append(Slot(version: version, reply: .ok))
             closing = true
             deferred.removeAll()
         case .readOnly(let enabled):
             localReads = enabled
-            slots.append(Slot(reply: .ok))
-        case .ping(let message): slots.append(Slot(reply: message.map { .bulk($0) } ?? .simple("PONG")))
-        case .echo(let message): slots.append(Slot(reply: .bulk(message)))
-        case .emptyArray: slots.append(Slot(reply: .array([])))
+            slots.append(Slot(version: version, reply: .ok))
+        case .ping(let message): slots.append(Slot(version: version, reply: message.map { .bulk($0) } ?? .simple("PONG")))
+        case .echo(let message): slots.append(Slot(version: version, reply: .bulk(message)))
+        case .emptyArray: slots.append(Slot(version: version, reply: .array([])))
+        case .connection(let request):
+            let reply = answer(request)
+            slots.append(Slot(version: version, reply: reply))
         default:
             lastWasRead = Self.isRead(command)
-            slots.append(Slot(reply: nil, started: .now, timer: timer(for: request.arguments)))
+            slots.append(Slot(version: version, reply: nil, started: .now, timer: timer(for: request.arguments)))
             guard let bound else { return }
             let courier = shared.courier
             let responder = Responder { reply in courier.carry(reply, for: sequence, to: bound) }
@@ -174,6 +187,40 @@ final class ClientConnection: ChannelDuplexHandler {
             }
         }
     }
+
+    /// Answers a command about the connection itself, changing its state.
+    private func answer(_ request: ConnectionCommand) -> Reply {
+        switch request {
+        case .hello(let requested, let clientName):
+            if let requested {
+                guard let chosen = RESPVersion(rawValue: Int(clamping: requested)) else {
+                    return .error("NOPROTO unsupported protocol version")
+                }
+                version = chosen
+            }
+            if let clientName { name = clientName.isEmpty ? nil : clientName }
+            let leading = shared.loop.leading.value.load(ordering: .relaxed)
+            return .map([
+                .bulk(Array("server".utf8)), .bulk(Array("kvd".utf8)),
+                .bulk(Array("version".utf8)), .bulk(Array(Self.redisCompatibleVersion.utf8)),
+                .bulk(Array("proto".utf8)), .integer(Int64(version.rawValue)),
+                .bulk(Array("id".utf8)), .integer(id),
+                .bulk(Array("mode".utf8)), .bulk(Array("standalone".utf8)),
+                .bulk(Array("role".utf8)), .bulk(Array((leading ? "master" : "replica").utf8)),
+                .bulk(Array("modules".utf8)), .array([]),
+            ])
+        case .setName(let newName):
+            name = newName.isEmpty ? nil : newName
+            return .ok
+        case .getName: return .bulk(name)
+        case .id: return .integer(id)
+        case .setInfo: return .ok
+        case .select(let index): return index == 0 ? .ok : .err("DB index is out of range")
+        }
+    }
+
+    /// The Redis version whose client-visible behaviour kvd follows, for `HELLO`.
+    static let redisCompatibleVersion = "7.2.0"
 
     /// The latency timer for this request's command.
     private func timer(for arguments: [[UInt8]]) -> Timer {
@@ -213,11 +260,11 @@ final class ClientConnection: ChannelDuplexHandler {
         guard let context else { return }
         while true {
             var buffer: ByteBuffer?
-            while let reply = slots.first?.reply {
+            while let slot = slots.first, let reply = slot.reply {
                 slots.removeFirst()
                 firstSequence += 1
                 if buffer == nil { buffer = context.channel.allocator.buffer(capacity: 256) }
-                buffer!.writeRESPValue(reply.resp)
+                buffer!.writeReply(reply, slot.version)
             }
             if let buffer { context.writeAndFlush(wrapOutboundOut(buffer), promise: nil) }
             guard startDeferred() else { break }
@@ -258,12 +305,14 @@ final class ClientConnection: ChannelDuplexHandler {
 /// together when the server stops.
 final class ClientChannels: Sendable {
     private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+    private let lastID = Atomic<Int64>(0)
 
-    /// Adds `channel`; returns how many are open now.
-    func add(_ channel: any Channel) -> Int {
-        channels.withLock { channels in
+    /// Adds `channel`; returns how many are open now and the connection's `CLIENT ID`.
+    func add(_ channel: any Channel) -> (open: Int, id: Int64) {
+        let id = lastID.add(1, ordering: .relaxed).newValue
+        return channels.withLock { channels in
             channels[ObjectIdentifier(channel)] = channel
-            return channels.count
+            return (channels.count, id)
         }
     }
 

@@ -266,6 +266,7 @@ public final class RaftDriver {
         case .echo(let message): reply.send(.bulk(message))
         case .quit, .readOnly: reply.send(.ok)
         case .emptyArray: reply.send(.array([]))
+        case .connection: reply.send(.err("connection commands are answered by the connection"))
         case .info: reply.send(.bulk(Array(infoText().utf8)))
         case .get, .getMeta, .mget, .exists, .list, .owner, .leaseTTL:
             startRead(command, localReads: localReads, deadline: deadline, reply: reply)

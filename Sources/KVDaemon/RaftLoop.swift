@@ -132,10 +132,13 @@ public struct RaftLoopHandle: PeerInboundConsumer {
     let mailbox: LoopMailbox
     /// Takes client replies to their event loops once per iteration.
     let courier: ReplyCourier
+    /// Whether this node led at the end of the loop's last iteration (for `HELLO`'s role).
+    let leading: LeadingFlag
 
-    init(mailbox: LoopMailbox, courier: ReplyCourier = ReplyCourier()) {
+    init(mailbox: LoopMailbox, courier: ReplyCourier = ReplyCourier(), leading: LeadingFlag = LeadingFlag()) {
         self.mailbox = mailbox
         self.courier = courier
+        self.leading = leading
     }
 
     /// Runs one client command through the loop and returns its reply.
@@ -253,6 +256,7 @@ public struct RaftLoop: Service {
             guard !inputs.isEmpty || driver.hasPendingWork else { continue }
             for error in try driver.process(inputs) { logger.warning("dropped peer message: \(error)") }
             handle.courier.deliver()
+            handle.leading.value.store(driver.status.role == .leader, ordering: .relaxed)
             // A hand-over is complete once another node leads (its first message deposes us);
             // the deadline bounds the wait if the target never takes over.
             if let deadline = handOver.deadline, driver.status.role != .leader || ContinuousClock.now >= deadline {
@@ -279,6 +283,11 @@ public struct RaftLoop: Service {
                 }
             }))
     }
+}
+
+/// Whether the node leads, as the loop last saw it; read by client connections.
+final class LeadingFlag: Sendable {
+    let value = Atomic<Bool>(false)
 }
 
 /// When a graceful stop must end even if leadership has not moved; nil until a hand-over starts.

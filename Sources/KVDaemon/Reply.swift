@@ -1,7 +1,7 @@
 import KVStore
 public import RaftCore
 
-/// A reply to one client command, before it is encoded as RESP2.
+/// A reply to one client command, before it is encoded as RESP2 or RESP3.
 public enum Reply: Hashable, Sendable {
     case simple(String)
     /// An error whose first word is its code (docs/PROTOCOL.md).
@@ -9,6 +9,8 @@ public enum Reply: Hashable, Sendable {
     case integer(Int64)
     case bulk([UInt8]?)
     case array([Reply]?)
+    /// Keys and values alternating: a RESP3 map (`%`), or a flat array in RESP2 (as Redis does).
+    case map([Reply])
 
     public static let ok = Reply.simple("OK")
     public static let null = Reply.bulk(nil)

@@ -2,6 +2,7 @@ import KVProtocol
 import NIOCore
 import NIOEmbedded
 import Testing
+import Foundation
 
 @testable import KVDaemon
 
@@ -110,6 +111,54 @@ import Testing
         let text = try connection.written()
         #expect(text.hasPrefix("+OK\r\n-ERR "))
         #expect(!connection.channel.isActive)
+    }
+}
+
+/// The handshake Redis clients send first, and RESP3 after `HELLO 3`.
+@Suite struct ClientHandshakeTests {
+    typealias Connection = ClientConnectionTests.Connection
+
+    /// `HELLO 3` answers with a RESP3 map and switches the connection: a nil is `_` from then on,
+    /// while a reply to a request sent before it keeps RESP2.
+    @Test func hello3SwitchesToRESP3() throws {
+        let connection = try Connection()
+        try connection.send(["GET before", "HELLO 3", "GET after"])
+        let posted = connection.posted()
+        #expect(posted.count == 2)
+        for (_, responder) in posted { responder.send(.null) }
+        let text = try connection.written()
+        #expect(text.hasPrefix("$-1\r\n%7\r\n$6\r\nserver\r\n$3\r\nkvd\r\n$7\r\nversion\r\n"))
+        #expect(text.contains("$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:"))
+        #expect(text.contains("$4\r\nrole\r\n$7\r\nreplica\r\n$7\r\nmodules\r\n*0\r\n"))
+        #expect(text.hasSuffix("*0\r\n_\r\n"), "the GET after HELLO 3 gets the RESP3 null")
+    }
+
+    /// Other versions are refused with `-NOPROTO` and the connection keeps RESP2; `HELLO` alone
+    /// answers in the current protocol (a flat array in RESP2).
+    @Test func otherVersionsAreRefused() throws {
+        let connection = try Connection()
+        try connection.send(["HELLO 4", "HELLO", "HELLO x"])
+        let text = try connection.written()
+        #expect(text.hasPrefix("-NOPROTO unsupported protocol version\r\n*14\r\n$6\r\nserver\r\n"))
+        #expect(text.contains("$5\r\nproto\r\n:2\r\n"))
+        #expect(text.hasSuffix("-ERR Protocol version is not an integer or out of range\r\n"))
+    }
+
+    /// `HELLO 3 AUTH u p SETNAME n`, `CLIENT SETNAME/GETNAME/ID/SETINFO`, `SELECT`.
+    @Test func clientBookkeeping() throws {
+        let connection = try Connection()
+        try connection.send([
+            "HELLO 2 AUTH default secret SETNAME first", "CLIENT GETNAME", "CLIENT SETNAME second", "CLIENT GETNAME",
+            "CLIENT SETINFO LIB-NAME redis-py", "CLIENT ID", "SELECT 0", "SELECT 1", "CLIENT SETNAME a\u{7F}b",
+            "CLIENT KILL x",
+        ])
+        let text = try connection.written()
+        let lines = text.components(separatedBy: "\r\n")
+        let afterHello = Array(lines.drop { $0 != "modules" }.dropFirst(2))
+        #expect(Array(afterHello.prefix(8)) == ["$5", "first", "+OK", "$6", "second", "+OK", ":1", "+OK"])
+        #expect(afterHello[8] == "-ERR DB index is out of range")
+        #expect(afterHello[9].hasPrefix("-ERR Client names cannot contain spaces"))
+        #expect(afterHello[10].hasPrefix("-ERR unknown subcommand 'KILL'"))
     }
 }
 

@@ -1,0 +1,66 @@
+/// Commands about the client connection itself (the handshake Redis clients send first and the
+/// `CLIENT` bookkeeping they expect), answered by the connection without the Raft loop.
+public enum ConnectionCommand: Hashable, Sendable {
+    /// `HELLO [protover [AUTH username password] [SETNAME name]]`. The version is checked by the
+    /// connection (`-NOPROTO` for anything but 2 and 3). kvd has no users yet, so credentials are
+    /// accepted as Redis accepts them for its default user without a password.
+    case hello(version: Int64?, clientName: [UInt8]?)
+    case setName([UInt8])
+    case getName
+    case id
+    /// `CLIENT SETINFO LIB-NAME|LIB-VER value`: accepted and ignored.
+    case setInfo
+    /// `SELECT index`: kvd has one database, 0.
+    case select(Int64)
+}
+
+extension CommandParser {
+    static func parseHello(_ args: [[UInt8]]) throws(CommandError) -> ClientCommand {
+        guard let first = args.first else { return .connection(.hello(version: nil, clientName: nil)) }
+        guard first.count <= 20, let version = Int64(String(decoding: first, as: UTF8.self)) else {
+            throw CommandError("Protocol version is not an integer or out of range")
+        }
+        var name: [UInt8]?
+        var rest = args.dropFirst()
+        while let option = rest.first {
+            switch upper(option) {
+            case "AUTH" where rest.count >= 3: rest = rest.dropFirst(3)
+            case "SETNAME" where rest.count >= 2:
+                name = try clientName(rest[rest.index(after: rest.startIndex)])
+                rest = rest.dropFirst(2)
+            default: throw CommandError("Syntax error in HELLO option '\(String(decoding: option.prefix(64), as: UTF8.self))'")
+            }
+        }
+        return .connection(.hello(version: version, clientName: name))
+    }
+
+    static func parseClient(_ args: [[UInt8]]) throws(CommandError) -> ClientCommand {
+        guard let sub = args.first else { throw arity("CLIENT") }
+        let name = upper(sub)
+        switch name {
+        case "SETNAME": return .connection(.setName(try clientName(try exactly(2, args, "CLIENT|SETNAME")[1])))
+        case "GETNAME": _ = try exactly(1, args, "CLIENT|GETNAME"); return .connection(.getName)
+        case "ID": _ = try exactly(1, args, "CLIENT|ID"); return .connection(.id)
+        case "SETINFO":
+            let rest = try exactly(3, args, "CLIENT|SETINFO")
+            guard ["LIB-NAME", "LIB-VER"].contains(upper(rest[1])) else {
+                throw CommandError("Unrecognized option '\(String(decoding: rest[1].prefix(64), as: UTF8.self))'")
+            }
+            return .connection(.setInfo)
+        default:
+            throw CommandError("unknown subcommand '\(String(decoding: sub.prefix(64), as: UTF8.self))'. Try CLIENT HELP.")
+        }
+    }
+
+    static func parseSelect(_ args: [[UInt8]]) throws(CommandError) -> ClientCommand {
+        .connection(.select(try signed(try exactly(1, args, "SELECT")[0])))
+    }
+
+    /// A client name as Redis allows it: printable ASCII without spaces (empty clears it).
+    static func clientName(_ bytes: [UInt8]) throws(CommandError) -> [UInt8] {
+        guard bytes.count <= 512, bytes.allSatisfy({ $0 > 32 && $0 < 127 }) else {
+            throw CommandError("Client names cannot contain spaces, newlines or special characters.")
+        }
+        return bytes
+    }
+}
