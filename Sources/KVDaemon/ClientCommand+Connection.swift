@@ -12,6 +12,10 @@ public enum ConnectionCommand: Hashable, Sendable {
     case setInfo
     /// `SELECT index`: kvd has one database, 0.
     case select(Int64)
+    /// `CONFIG GET pattern [pattern ...]`: the Redis parameters tools ask for (read-only).
+    case configGet([[UInt8]])
+    /// `COMMAND COUNT`.
+    case commandCount
 }
 
 extension CommandParser {
@@ -50,6 +54,31 @@ extension CommandParser {
         default:
             throw CommandError("unknown subcommand '\(String(decoding: sub.prefix(64), as: UTF8.self))'. Try CLIENT HELP.")
         }
+    }
+
+    /// Every command name `parse` accepts, for `COMMAND COUNT`.
+    static let commandNames = [
+        "PING", "ECHO", "QUIT", "INFO", "READONLY", "READWRITE", "CONFIG", "COMMAND", "HELLO", "CLIENT", "SELECT",
+        "GET", "GETMETA", "MGET", "EXISTS", "LIST", "OWNER", "LEASE", "LOCK", "LEADER", "SESSION", "SET", "DEL",
+        "INCR", "DECR", "INCRBY", "DECRBY", "CAS", "CASMOD", "FENCE", "UNLOCK", "FENCED",
+    ]
+
+    static func parseConfig(_ args: [[UInt8]]) throws(CommandError) -> ClientCommand {
+        guard let sub = args.first else { throw arity("CONFIG") }
+        switch upper(sub) {
+        case "GET": return .connection(.configGet(Array(try atLeast(2, args, "CONFIG|GET").dropFirst())))
+        case "SET", "RESETSTAT", "REWRITE":
+            throw CommandError("CONFIG \(upper(sub)) is not supported: kvd's settings come from its configuration file")
+        default:
+            throw CommandError("unknown subcommand '\(String(decoding: sub.prefix(64), as: UTF8.self))'. Try CONFIG HELP.")
+        }
+    }
+
+    /// `COMMAND COUNT` is counted; the command table itself (`COMMAND`, `COMMAND DOCS`, `COMMAND
+    /// INFO`) is an empty array, which redis-cli and client libraries accept.
+    static func parseCommand(_ args: [[UInt8]]) -> ClientCommand {
+        guard let sub = args.first, upper(sub) == "COUNT" else { return .emptyArray }
+        return .connection(.commandCount)
     }
 
     static func parseSelect(_ args: [[UInt8]]) throws(CommandError) -> ClientCommand {

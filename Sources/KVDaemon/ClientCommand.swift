@@ -68,7 +68,8 @@ public enum CommandParser {
         case "INFO": return .info
         case "READONLY": return .readOnly(true)
         case "READWRITE": return .readOnly(false)
-        case "CONFIG", "COMMAND": return .emptyArray
+        case "CONFIG": return try parseConfig(args)
+        case "COMMAND": return parseCommand(args)
         case "HELLO": return try parseHello(args)
         case "CLIENT": return try parseClient(args)
         case "SELECT": return try parseSelect(args)

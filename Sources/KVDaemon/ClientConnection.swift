@@ -216,7 +216,25 @@ final class ClientConnection: ChannelDuplexHandler {
         case .id: return .integer(id)
         case .setInfo: return .ok
         case .select(let index): return index == 0 ? .ok : .err("DB index is out of range")
+        case .commandCount: return .integer(Int64(CommandParser.commandNames.count))
+        case .configGet(let patterns):
+            let parameters = Self.configParameters(connectionsMax: shared.connectionsMax)
+            var matched: [Reply] = []
+            for (name, value) in parameters where patterns.contains(where: { Glob.matches($0, Array(name.utf8)) }) {
+                matched += [.bulk(Array(name.utf8)), .bulk(Array(value.utf8))]
+            }
+            return .map(matched)
         }
+    }
+
+    /// What `CONFIG GET` shows: the Redis parameters that tools read, with kvd's answers (every
+    /// write is in a log fsynced on a majority before it is acknowledged, there is one database,
+    /// idle connections are never closed).
+    static func configParameters(connectionsMax: Int) -> [(String, String)] {
+        [
+            ("appendfsync", "always"), ("appendonly", "yes"), ("databases", "1"), ("maxclients", "\(connectionsMax)"),
+            ("save", ""), ("timeout", "0"),
+        ]
     }
 
     /// The Redis version whose client-visible behaviour kvd follows, for `HELLO`.

@@ -162,6 +162,36 @@ import Foundation
     }
 }
 
+/// `CONFIG GET` and `COMMAND COUNT`, what redis-benchmark and redis-cli ask first.
+@Suite struct ClientIntrospectionTests {
+    @Test func configGetMatchesGlobs() throws {
+        let connection = try ClientConnectionTests.Connection(connectionsMax: 7)
+        try connection.send(["CONFIG GET save", "CONFIG GET APPEND*", "CONFIG GET max? nothing", "CONFIG GET *"])
+        let text = try connection.written()
+        let replies = text.components(separatedBy: "\r\n")
+        #expect(Array(replies.prefix(5)) == ["*2", "$4", "save", "$0", ""])
+        #expect(text.contains("*4\r\n$11\r\nappendfsync\r\n$6\r\nalways\r\n$10\r\nappendonly\r\n$3\r\nyes\r\n"))
+        #expect(text.contains("*0\r\n"), "no parameter matches max? or nothing")
+        #expect(text.hasSuffix("$7\r\ntimeout\r\n$1\r\n0\r\n"))
+        #expect(text.contains("*12\r\n"), "* lists all six")
+    }
+
+    @Test func commandCountIsAnInteger() throws {
+        let connection = try ClientConnectionTests.Connection()
+        try connection.send(["COMMAND COUNT"])
+        #expect(try connection.written() == ":\(CommandParser.commandNames.count)\r\n")
+    }
+
+    @Test(arguments: [
+        ("save", "save", true), ("*", "anything", true), ("app*", "appendonly", true), ("APP*", "appendonly", true),
+        ("max?lients", "maxclients", true), ("a*e*y", "appendonly", true), ("a*x", "appendonly", false),
+        ("?", "", false), ("", "", true), ("\\*", "*", true), ("\\*", "a", false),
+    ])
+    func globs(pattern: String, text: String, expected: Bool) {
+        #expect(Glob.matches(Array(pattern.utf8), Array(text.utf8)) == expected)
+    }
+}
+
 /// Counts `read` calls that reach the channel.
 final class ReadCounter: ChannelOutboundHandler {
     typealias OutboundIn = NIOAny

@@ -72,7 +72,11 @@ import Testing
         #expect(try parse("LIST", "app/", "limit", "5") == .list(prefix: b("app/"), limit: 5))
         #expect(throws: CommandError.self) { try parse("LIST", "app/", "5") }
         #expect(try parse("MGET", "a", "b") == .mget([b("a"), b("b")]))
-        #expect(try parse("CONFIG", "GET", "save") == .emptyArray)
+        #expect(try parse("CONFIG", "GET", "save", "app*") == .connection(.configGet([b("save"), b("app*")])))
+        #expect(throws: CommandError.self) { try parse("CONFIG", "SET", "save", "") }
+        #expect(throws: CommandError.self) { try parse("CONFIG", "GET") }
+        #expect(try parse("COMMAND", "COUNT") == .connection(.commandCount))
+        #expect(try parse("COMMAND", "DOCS", "get") == .emptyArray)
         #expect(try parse("LEADER", "TRANSFER", "2") == .transferLeadership(2))
         #expect(try parse("READONLY") == .readOnly(true))
     }
