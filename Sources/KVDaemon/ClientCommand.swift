@@ -5,7 +5,8 @@ public enum ClientCommand: Hashable, Sendable {
     case ping([UInt8]?)
     case echo([UInt8])
     case quit
-    case info
+    /// `INFO [section ...]`, lower-cased; none means the default set (every section).
+    case info(sections: [String])
     case readOnly(Bool)
     /// `CONFIG GET`, `COMMAND`: answered with an empty array so Redis tools start quietly.
     case emptyArray
@@ -65,7 +66,7 @@ public enum CommandParser {
             return .ping(args.first)
         case "ECHO": return .echo(try exactly(1, args, name)[0])
         case "QUIT": return .quit
-        case "INFO": return .info
+        case "INFO": return .info(sections: args.map { upper($0).lowercased() })
         case "READONLY": return .readOnly(true)
         case "READWRITE": return .readOnly(false)
         case "CONFIG": return try parseConfig(args)

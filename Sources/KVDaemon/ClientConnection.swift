@@ -150,7 +150,10 @@ final class ClientConnection: ChannelDuplexHandler {
         }
     }
 
-    static func isRead(_ command: ClientCommand) -> Bool { command.isRead || command == .info }
+    static func isRead(_ command: ClientCommand) -> Bool {
+        if case .info = command { return true }
+        return command.isRead
+    }
 
     /// Parses one request and starts it; connection-level commands are answered at once.
     private func start(_ request: Request) {

@@ -218,7 +218,7 @@ public enum Daemon {
 
     /// `/health`: the node's view, as JSON.
     static func healthJSON(_ loop: RaftLoopHandle) async -> String {
-        guard case .bulk(let bytes?) = await loop.submit(.info, localReads: true) else {
+        guard case .bulk(let bytes?) = await loop.submit(.info(sections: ["kvd"]), localReads: true) else {
             return "{\"has_leader\":false,\"error\":\"node is shutting down\"}"
         }
         return healthJSON(info: String(decoding: bytes, as: UTF8.self))

@@ -290,8 +290,8 @@ extension RaftDriver {
         }
     }
 
-    /// `INFO` (docs/PROTOCOL.md): `name:value` lines.
-    func infoText() -> String {
+    /// The `kvd` section of `INFO` (docs/PROTOCOL.md): `name:value` lines.
+    func kvdInfoSection() -> String {
         let status = node.status
         let role: String
         switch status.role {

@@ -91,6 +91,8 @@ public final class RaftDriver {
     /// The applied index before which compaction is not tried again (after a cut held short).
     var nextCompactionAt: LogIndex = .zero
 
+    /// When the driver was made, for `INFO`'s uptime.
+    let startedAtMillis: UInt64
     /// Client requests waiting for their entry, their read index or a lock.
     var requests = PendingRequests()
     var readSequence: UInt64 = 0
@@ -144,6 +146,7 @@ public final class RaftDriver {
         self.send = send
         self.monotonicMillis = monotonicMillis
         self.wallMillis = wallMillis
+        self.startedAtMillis = monotonicMillis()
         // A new leader's first checkpoints come one election timeout after it takes over: a
         // leader that lasts that long then wears every idle lease down, however long the
         // checkpoint interval.
@@ -267,7 +270,7 @@ public final class RaftDriver {
         case .quit, .readOnly: reply.send(.ok)
         case .emptyArray: reply.send(.array([]))
         case .connection: reply.send(.err("connection commands are answered by the connection"))
-        case .info: reply.send(.bulk(Array(infoText().utf8)))
+        case .info(let sections): reply.send(.bulk(Array(infoText(sections: sections).utf8)))
         case .get, .getMeta, .mget, .exists, .list, .owner, .leaseTTL:
             startRead(command, localReads: localReads, deadline: deadline, reply: reply)
         case .write(let operation, let session, let style):

@@ -53,6 +53,13 @@ extension ClusterTests {
             let fields = parseInfo(info.stdout)
             #expect(fields["role"] == "leader" && fields["node_id"] == String(leader), "\(info)")
             #expect(fields["leader_client"] == cluster.node(leader).endpoint, "\(info)")
+            #expect(fields["redis_version"] == "7.2.0" && fields["cluster_enabled"] == "0" && fields["loading"] == "0", "\(info)")
+            // A section asked for is the only one answered; an unknown one is empty (as in Redis).
+            let server = parseInfo(try await cluster.redisCLI(leader, ["INFO", "server"]).stdout)
+            #expect(server["redis_version"] != nil && server["role"] == nil && server["arch_bits"] == "64", "\(server)")
+            let kvdOnly = parseInfo(try await cluster.redisCLI(leader, ["INFO", "kvd"]).stdout)
+            #expect(kvdOnly["role"] == "leader" && kvdOnly["redis_version"] == nil, "\(kvdOnly)")
+            #expect(try await cluster.redisCLI(leader, ["INFO", "nosuchsection"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
             try await expect(["QUIT"], "OK")
 
             // A follower sends redis-cli to the leader with -NOTLEADER.

@@ -76,6 +76,8 @@ import Testing
         #expect(throws: CommandError.self) { try parse("CONFIG", "SET", "save", "") }
         #expect(throws: CommandError.self) { try parse("CONFIG", "GET") }
         #expect(try parse("COMMAND", "COUNT") == .connection(.commandCount))
+        #expect(try parse("INFO") == .info(sections: []))
+        #expect(try parse("info", "Server", "KVD") == .info(sections: ["server", "kvd"]))
         #expect(try parse("COMMAND", "DOCS", "get") == .emptyArray)
         #expect(try parse("LEADER", "TRANSFER", "2") == .transferLeadership(2))
         #expect(try parse("READONLY") == .readOnly(true))
