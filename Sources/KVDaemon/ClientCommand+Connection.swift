@@ -60,7 +60,8 @@ extension CommandParser {
     static let commandNames = [
         "PING", "ECHO", "QUIT", "INFO", "READONLY", "READWRITE", "CONFIG", "COMMAND", "HELLO", "CLIENT", "SELECT",
         "GET", "GETMETA", "MGET", "EXISTS", "LIST", "OWNER", "LEASE", "LOCK", "LEADER", "SESSION", "SET", "DEL",
-        "INCR", "DECR", "INCRBY", "DECRBY", "CAS", "CASMOD", "FENCE", "UNLOCK", "FENCED",
+        "INCR", "DECR", "INCRBY", "DECRBY", "CAS", "CASMOD", "FENCE", "UNLOCK", "FENCED", "SETNX", "STRLEN", "GETRANGE",
+        "TYPE",
     ]
 
     static func parseConfig(_ args: [[UInt8]]) throws(CommandError) -> ClientCommand {

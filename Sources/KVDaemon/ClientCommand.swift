@@ -16,6 +16,12 @@ public enum ClientCommand: Hashable, Sendable {
     case exists([[UInt8]])
     case list(prefix: [UInt8], limit: Int)
     case leaseTTL(UInt64)
+    /// `STRLEN key`: the value's length in bytes (0 if missing).
+    case strlen([UInt8])
+    /// `GETRANGE key start end`: bytes `start...end` of the value (negative counts from the end).
+    case getRange([UInt8], start: Int64, end: Int64)
+    /// `TYPE key`: `string`, or `none` if missing (every kvd value is a string).
+    case type([UInt8])
     case owner([UInt8])
     /// A write through the log; `session` makes it exactly-once.
     case write(KVOperation, session: SessionStamp?, reply: WriteReplyStyle)
@@ -32,12 +38,14 @@ public enum ClientCommand: Hashable, Sendable {
         case swapFlag
         /// LEASE KEEPALIVE: the TTL in seconds.
         case ttlSeconds
+        /// SETNX: `:1` if set, `:0` if the key existed.
+        case setFlag
     }
 
     /// Whether the command reads state, writes through the log, or needs neither.
     public var isRead: Bool {
         switch self {
-        case .get, .getMeta, .mget, .exists, .list, .owner, .leaseTTL: return true
+        case .get, .getMeta, .mget, .exists, .list, .owner, .leaseTTL, .strlen, .getRange, .type: return true
         case .ping, .echo, .quit, .info, .readOnly, .emptyArray, .write, .lock, .transferLeadership, .connection:
             return false
         }
@@ -76,6 +84,11 @@ public enum CommandParser {
         case "SELECT": return try parseSelect(args)
         case "GET": return .get(try exactly(1, args, name)[0])
         case "GETMETA": return .getMeta(try exactly(1, args, name)[0])
+        case "STRLEN": return .strlen(try exactly(1, args, name)[0])
+        case "TYPE": return .type(try exactly(1, args, name)[0])
+        case "GETRANGE":
+            let rest = try exactly(3, args, name)
+            return .getRange(rest[0], start: try signed(rest[1]), end: try signed(rest[2]))
         case "MGET": return .mget(try atLeast(1, args, name))
         case "EXISTS": return .exists(try atLeast(1, args, name))
         case "LIST": return try parseList(args)
@@ -99,6 +112,9 @@ public enum CommandParser {
     ) throws(CommandError) -> (KVOperation, ClientCommand.WriteReplyStyle) {
         switch name {
         case "SET": return (try parseSet(args, fence: fence), .standard)
+        case "SETNX":
+            let rest = try exactly(2, args, name)
+            return (.put(key: rest[0], value: rest[1], condition: .ifAbsent, lease: nil, fence: fence), .setFlag)
         case "DEL": return (.delete(keys: try atLeast(1, args, name), fence: fence), .standard)
         case "INCR": return (.increment(key: try exactly(1, args, name)[0], delta: 1, fence: fence), .standard)
         case "DECR": return (.increment(key: try exactly(1, args, name)[0], delta: -1, fence: fence), .standard)

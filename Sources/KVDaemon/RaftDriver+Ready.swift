@@ -190,6 +190,17 @@ extension RaftDriver {
         for read in requests.takeServableReads(applied: machine.appliedIndex) { read.reply.send(executeRead(read.command)) }
     }
 
+    /// `GETRANGE`'s bytes, by Redis's rules: negative offsets count from the end, both ends are
+    /// clamped to the value, and an empty or inverted range is empty.
+    static func range(of value: [UInt8], start: Int64, end: Int64) -> [UInt8] {
+        let count = Int64(value.count)
+        guard count > 0 else { return [] }
+        let first = max(0, start < 0 ? count + start : start)
+        let last = min(count - 1, max(0, end < 0 ? count + end : end))
+        guard first <= last else { return [] }
+        return Array(value[Int(first)...Int(last)])
+    }
+
     /// Runs a read against the applied state.
     func executeRead(_ command: ClientCommand) -> Reply {
         do {
@@ -202,6 +213,10 @@ extension RaftDriver {
                     .integer(Int64(clamping: record.modIndex)), .integer(Int64(clamping: record.leaseID ?? 0)),
                 ])
             case .mget(let keys): return .array(try keys.map { .bulk(try machine.get($0)?.value) })
+            case .strlen(let key): return .integer(Int64(try machine.get(key)?.value.count ?? 0))
+            case .type(let key): return .simple(try machine.get(key) == nil ? "none" : "string")
+            case .getRange(let key, let start, let end):
+                return .bulk(Self.range(of: try machine.get(key)?.value ?? [], start: start, end: end))
             case .exists(let keys): return .integer(Int64(try machine.countExisting(keys)))
             case .list(let prefix, let limit):
                 return .array(try machine.list(prefix: prefix, limit: limit).flatMap { [Reply.bulk($0.key), .bulk($0.record.value)] })

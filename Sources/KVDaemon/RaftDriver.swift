@@ -271,7 +271,7 @@ public final class RaftDriver {
         case .emptyArray: reply.send(.array([]))
         case .connection: reply.send(.err("connection commands are answered by the connection"))
         case .info(let sections): reply.send(.bulk(Array(infoText(sections: sections).utf8)))
-        case .get, .getMeta, .mget, .exists, .list, .owner, .leaseTTL:
+        case .get, .getMeta, .mget, .exists, .list, .owner, .leaseTTL, .strlen, .getRange, .type:
             startRead(command, localReads: localReads, deadline: deadline, reply: reply)
         case .write(let operation, let session, let style):
             propose(operation, session: session, kind: .write(style), deadline: deadline, reply: reply)

@@ -33,6 +33,8 @@ public enum Reply: Hashable, Sendable {
     /// The reply to an applied write, shaped as the command that asked for it expects.
     static func from(_ result: KVResult, style: ClientCommand.WriteReplyStyle) -> Reply {
         switch result {
+        case .ok where style == .setFlag: return .integer(1)
+        case .notApplied where style == .setFlag: return .integer(0)
         case .ok, .leaseRevoked, .lockReleased: return .ok
         case .notApplied, .none: return .null
         case .deleted(let count): return .integer(count)

@@ -77,6 +77,13 @@ import Testing
         #expect(throws: CommandError.self) { try parse("CONFIG", "GET") }
         #expect(try parse("COMMAND", "COUNT") == .connection(.commandCount))
         #expect(try parse("INFO") == .info(sections: []))
+        #expect(try parse("STRLEN", "k") == .strlen(b("k")))
+        #expect(try parse("GETRANGE", "k", "-3", "7") == .getRange(b("k"), start: -3, end: 7))
+        #expect(throws: CommandError.self) { try parse("GETRANGE", "k", "x", "7") }
+        #expect(try parse("TYPE", "k") == .type(b("k")))
+        #expect(
+            try parse("SETNX", "k", "v")
+                == .write(.put(key: b("k"), value: b("v"), condition: .ifAbsent, lease: nil, fence: nil), session: nil, reply: .setFlag))
         #expect(try parse("info", "Server", "KVD") == .info(sections: ["server", "kvd"]))
         #expect(try parse("COMMAND", "DOCS", "get") == .emptyArray)
         #expect(try parse("LEADER", "TRANSFER", "2") == .transferLeadership(2))
@@ -105,5 +112,20 @@ import Testing
         #expect(ClientServer.metricName([b("session"), b("register")]) == "session")
         #expect(ClientServer.metricName([b("SESSION"), b("1"), b("2"), b("FENCED"), b("l"), b("3"), b("INCR"), b("k")]) == "incr")
         #expect(ClientServer.metricName([b("get"), b("k")]) == "get")
+    }
+}
+
+/// `GETRANGE` by Redis's rules (examples from its documentation and the edges around them).
+@Suite struct GetRangeTests {
+    @Test(arguments: [
+        (0, 3, "This"), (-3, -1, "ing"), (0, -1, "This is a string"), (10, 100, "string"), (5, 2, ""),
+        (-100, 3, "This"), (-100, -100, "T"), (16, 20, ""), (0, 0, "T"),
+    ] as [(Int64, Int64, String)])
+    func redisExamples(start: Int64, end: Int64, expected: String) {
+        #expect(RaftDriver.range(of: Array("This is a string".utf8), start: start, end: end) == Array(expected.utf8))
+    }
+
+    @Test func emptyValue() {
+        #expect(RaftDriver.range(of: [], start: 0, end: -1).isEmpty)
     }
 }
