@@ -280,14 +280,15 @@ final class ClientConnection: ChannelDuplexHandler {
     func writeReady() {
         guard let context else { return }
         while true {
-            var buffer: ByteBuffer?
-            while let slot = slots.first, let reply = slot.reply {
-                slots.removeFirst()
-                firstSequence += 1
-                if buffer == nil { buffer = context.channel.allocator.buffer(capacity: 256) }
-                buffer!.writeReply(reply, slot.version)
+            if slots.first?.reply != nil {
+                var buffer = context.channel.allocator.buffer(capacity: 256)
+                while let slot = slots.first, let reply = slot.reply {
+                    slots.removeFirst()
+                    firstSequence += 1
+                    buffer.writeReply(reply, slot.version)
+                }
+                context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
             }
-            if let buffer { context.writeAndFlush(wrapOutboundOut(buffer), promise: nil) }
             guard startDeferred() else { break }
         }
         if closing, slots.isEmpty {

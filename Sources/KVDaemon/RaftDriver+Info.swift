@@ -6,9 +6,6 @@ import Glibc
 /// then kvd's own. Redis and kvd would clash on `role` (Redis: `master`/`slave`; kvd: the Raft
 /// role): kvd's keeps its name and meaning, so the `replication` section has no `role` line.
 extension RaftDriver {
-    /// The Redis version whose client-visible behaviour kvd follows (also in `HELLO`).
-    static let redisCompatibleVersion = ClientConnection.redisCompatibleVersion
-
     /// The sections asked for, in kvd's order; no name, `default`, `all` or `everything` means
     /// every section, and an unknown name adds nothing (as in Redis).
     func infoText(sections asked: [String]) -> String {
@@ -25,7 +22,7 @@ extension RaftDriver {
 
     func serverInfoSection() -> String {
         [
-            "# Server", "redis_version:\(Self.redisCompatibleVersion)", "redis_mode:standalone",
+            "# Server", "redis_version:\(ClientConnection.redisCompatibleVersion)", "redis_mode:standalone",
             "arch_bits:\(MemoryLayout<Int>.size * 8)", "process_id:\(getpid())",
             "uptime_in_seconds:\((monotonicMillis() - startedAtMillis) / 1000)",
         ].joined(separator: "\r\n") + "\r\n"

@@ -159,11 +159,6 @@ public struct RaftLoopHandle: PeerInboundConsumer {
             : .err("server busy: \(mailbox.limits.commandsMax) requests wait for the raft loop; retry later")
     }
 
-    /// Hands peer messages to the loop.
-    public func deliver(_ messages: [Message]) {
-        mailbox.post(.peerMessages(messages))
-    }
-
     /// Hands what the peer transport received to the loop, in order; false if an older batch
     /// was dropped to make room (the loop is behind).
     @discardableResult
@@ -245,14 +240,15 @@ public struct RaftLoop: Service {
         while !mailbox.isClosed {
             // Leftover `Ready`s (a long catch-up cut short by its budget) come back at once.
             if !driver.hasPendingWork { mailbox.signal.wait(untilNanos: nextTick) }
-            var inputs = mailbox.drain()
             let now = LoopSignal.nowNanos()
             if now >= nextTick {
-                // At most one tick per iteration: a loop that was held up does not then run a
-                // burst of ticks, which would look like a silent leader to its election timer.
-                inputs.insert(.tick, at: 0)
+                // Through the mailbox, which keeps at most one tick waiting: a loop that was held
+                // up does not then run a burst of ticks, which would look like a silent leader to
+                // its election timer.
+                mailbox.post(.tick)
                 nextTick = max(nextTick + tickNanos, now + tickNanos / 2)
             }
+            let inputs = mailbox.drain()
             guard !inputs.isEmpty || driver.hasPendingWork else { continue }
             for error in try driver.process(inputs) { logger.warning("dropped peer message: \(error)") }
             handle.courier.deliver()
