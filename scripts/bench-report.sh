@@ -57,10 +57,7 @@ leader=$(wait_for_leader)
 kvd_endpoints="127.0.0.1:$(client_port 1),127.0.0.1:$(client_port 2),127.0.0.1:$(client_port 3)"
 echo "bench-report.sh: kvd leader is node $leader; redis-server on port $redis_port"
 
-redis-server --port "$redis_port" --bind 127.0.0.1 --appendonly yes --appendfsync always --save '' \
-    --dir "$work" --logfile "$work/redis.log" --daemonize no &
-redis_pid=$!
-wait_for_redis bench-report.sh "$redis_port"
+start_redis bench-report.sh "$redis_port"
 
 common=(--keys "$keys" --seed "$seed" --warmup "$warmup" --duration "$seconds" --json)
 # bench NAME TARGET(kvd|redis) ARGS...: one kvctl bench run, its JSON in OUT/NAME-TARGET.json.

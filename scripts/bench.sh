@@ -71,10 +71,7 @@ for id in 1 2 3; do start_node "$id"; done
 leader=$(wait_for_leader)
 echo "bench.sh: leader is node $leader"
 
-redis-server --port "$redis_port" --bind 127.0.0.1 --appendonly yes --appendfsync always --save '' \
-    --dir "$work" --logfile "$work/redis.log" --daemonize no &
-redis_pid=$!
-wait_for_redis bench.sh "$redis_port"
+start_redis bench.sh "$redis_port"
 
 echo "bench.sh: redis-benchmark -t set,get -n $requests -c $clients [-P 16], $runs run(s) each"
 for run in $(seq 1 "$runs"); do

@@ -113,9 +113,7 @@ for member in 1 2 3; do
     etcd_pids+=("$!")
 done
 
-redis-server --port "$redis_port" --bind 127.0.0.1 --appendonly yes --appendfsync always --save '' \
-    --dir "$work" --logfile "$work/redis.log" --daemonize no &
-redis_pid=$!
+start_redis speed-report.sh "$redis_port"
 
 etcd_load() { "$venv/bin/python" scripts/lib/etcd-load.py "$@"; }
 etcd_leader() { # the leader's client address, once there is one
@@ -128,7 +126,6 @@ etcd_leader() { # the leader's client address, once there is one
 }
 kvd_leader() { echo "127.0.0.1:$(client_port "$(wait_for_leader)")"; }
 
-wait_for_redis speed-report.sh "$redis_port"
 echo "speed-report.sh: kvd leader $(kvd_leader), etcd leader $(etcd_leader), redis-server 127.0.0.1:$redis_port"
 
 # --- preload: every key once, so that gets find a value and puts overwrite one ----------------

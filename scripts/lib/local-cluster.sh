@@ -95,8 +95,13 @@ release_binaries() {
     kvctl="$(cd "$bin_dir" && pwd)/kvctl"
 }
 
-# wait_for_redis SCRIPT PORT: waits up to 10 s for a redis-server on 127.0.0.1:PORT to answer.
-wait_for_redis() {
+# start_redis SCRIPT PORT: starts redis-server on 127.0.0.1:PORT with appendonly yes and
+# appendfsync always (every write fsynced, the peer kvd is compared with), its files in $work;
+# sets redis_pid and waits up to 10 s for it to answer.
+start_redis() {
+    redis-server --port "$2" --bind 127.0.0.1 --appendonly yes --appendfsync always --save '' \
+        --dir "$work" --logfile "$work/redis.log" --daemonize no &
+    redis_pid=$!
     local deadline=$(($(now_ms) + 10000))
     until redis-cli -h 127.0.0.1 -p "$2" PING >/dev/null 2>&1; do
         [ "$(now_ms)" -lt "$deadline" ] || { echo "$1: redis-server did not start" >&2; exit 1; }
