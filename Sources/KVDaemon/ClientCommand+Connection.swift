@@ -16,6 +16,14 @@ public enum ConnectionCommand: Hashable, Sendable {
     case configGet([[UInt8]])
     /// `COMMAND COUNT`.
     case commandCount
+    /// `MULTI`, `EXEC`, `DISCARD`, `UNWATCH`: the connection queues a transaction and sends it to
+    /// the Raft loop as one write at `EXEC` (docs/PROTOCOL.md, "Transactions").
+    case multi
+    case exec
+    case discard
+    case unwatch
+    /// `RESET`: back to a new connection's state (RESP2, no name, no transaction, no watches).
+    case reset
 }
 
 extension CommandParser {
@@ -61,7 +69,10 @@ extension CommandParser {
         "PING", "ECHO", "QUIT", "INFO", "READONLY", "READWRITE", "CONFIG", "COMMAND", "HELLO", "CLIENT", "SELECT",
         "GET", "GETMETA", "MGET", "EXISTS", "LIST", "OWNER", "LEASE", "LOCK", "LEADER", "SESSION", "SET", "DEL",
         "INCR", "DECR", "INCRBY", "DECRBY", "CAS", "CASMOD", "FENCE", "UNLOCK", "FENCED", "SETNX", "STRLEN", "GETRANGE",
-        "TYPE",
+        "TYPE", "SUBSTR", "TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME", "DBSIZE", "SCAN", "KEYS", "WATCH", "MULTI", "EXEC",
+        "DISCARD", "UNWATCH", "RESET", "SETEX", "PSETEX", "GETSET", "GETDEL", "GETEX", "MSET", "MSETNX", "APPEND",
+        "SETRANGE", "INCRBYFLOAT", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "PERSIST", "UNLINK", "RENAME",
+        "RENAMENX", "COPY", "FLUSHDB", "FLUSHALL", "DELIFEQ", "DELEX",
     ]
 
     static func parseConfig(_ args: [[UInt8]]) throws(CommandError) -> ClientCommand {

@@ -10,18 +10,17 @@ public enum ClientCommand: Hashable, Sendable {
     case readOnly(Bool)
     /// `CONFIG GET`, `COMMAND`: answered with an empty array so Redis tools start quietly.
     case emptyArray
-    case get([UInt8])
+    /// `GET`, `MGET`, `EXISTS`, `STRLEN`, `TYPE`, `GETRANGE`, `TTL` and its relatives, `DBSIZE`.
+    case read(KVRead)
     case getMeta([UInt8])
-    case mget([[UInt8]])
-    case exists([[UInt8]])
     case list(prefix: [UInt8], limit: Int)
     case leaseTTL(UInt64)
-    /// `STRLEN key`: the value's length in bytes (0 if missing).
-    case strlen([UInt8])
-    /// `GETRANGE key start end`: bytes `start...end` of the value (negative counts from the end).
-    case getRange([UInt8], start: Int64, end: Int64)
-    /// `TYPE key`: `string`, or `none` if missing (every kvd value is a string).
-    case type([UInt8])
+    /// `SCAN`: up to `count` keys after the cursor's key (nil: from the start).
+    case scan(after: [UInt8]?, pattern: [UInt8]?, count: Int, type: String?)
+    /// `KEYS pattern`.
+    case keys(pattern: [UInt8])
+    /// `WATCH key ...`: read for the connection, which keeps each key's modification index.
+    case watch([[UInt8]])
     case owner([UInt8])
     /// A write through the log; `session` makes it exactly-once.
     case write(KVOperation, session: SessionStamp?, reply: WriteReplyStyle)
@@ -40,12 +39,14 @@ public enum ClientCommand: Hashable, Sendable {
         case ttlSeconds
         /// SETNX: `:1` if set, `:0` if the key existed.
         case setFlag
+        /// EXEC: each queued command's result in its own style.
+        case transaction([WriteReplyStyle])
     }
 
     /// Whether the command reads state, writes through the log, or needs neither.
     public var isRead: Bool {
         switch self {
-        case .get, .getMeta, .mget, .exists, .list, .owner, .leaseTTL, .strlen, .getRange, .type: return true
+        case .read, .getMeta, .list, .owner, .leaseTTL, .scan, .keys, .watch: return true
         case .ping, .echo, .quit, .info, .readOnly, .emptyArray, .write, .lock, .transferLeadership, .connection:
             return false
         }
@@ -82,15 +83,15 @@ public enum CommandParser {
         case "HELLO": return try parseHello(args)
         case "CLIENT": return try parseClient(args)
         case "SELECT": return try parseSelect(args)
-        case "GET": return .get(try exactly(1, args, name)[0])
         case "GETMETA": return .getMeta(try exactly(1, args, name)[0])
-        case "STRLEN": return .strlen(try exactly(1, args, name)[0])
-        case "TYPE": return .type(try exactly(1, args, name)[0])
-        case "GETRANGE":
-            let rest = try exactly(3, args, name)
-            return .getRange(rest[0], start: try signed(rest[1]), end: try signed(rest[2]))
-        case "MGET": return .mget(try atLeast(1, args, name))
-        case "EXISTS": return .exists(try atLeast(1, args, name))
+        case "SCAN": return try parseScan(args, countMax: scanCountMax)
+        case "KEYS": return .keys(pattern: try exactly(1, args, name)[0])
+        case "WATCH": return .watch(try atLeast(1, args, name))
+        case "MULTI": _ = try exactly(0, args, name); return .connection(.multi)
+        case "EXEC": _ = try exactly(0, args, name); return .connection(.exec)
+        case "DISCARD": _ = try exactly(0, args, name); return .connection(.discard)
+        case "UNWATCH": _ = try exactly(0, args, name); return .connection(.unwatch)
+        case "RESET": _ = try exactly(0, args, name); return .connection(.reset)
         case "LIST": return try parseList(args)
         case "OWNER": return .owner(try exactly(1, args, name)[0])
         case "LEASE": return try parseLease(args)
@@ -101,10 +102,14 @@ public enum CommandParser {
             return .transferLeadership(try unsigned(rest[1], "node id"))
         case "SESSION": return try parseSession(args)
         default:
+            if let read = try parseRead(name, args) { return .read(read) }
             let (operation, style) = try parseWrite(name, args, fence: nil)
             return .write(operation, session: nil, reply: style)
         }
     }
+
+    /// The most keys one `SCAN` call returns (a larger `COUNT` is capped).
+    public static let scanCountMax = 1_000
 
     /// Writes that may be fenced and wrapped in a session.
     static func parseWrite(
@@ -143,17 +148,25 @@ public enum CommandParser {
             guard args.count >= 3 else { throw arity(name) }
             let inner = FenceCondition(lock: args[0], token: try unsigned(args[1], "token"))
             let innerName = upper(args[2])
-            guard ["SET", "DEL", "INCR", "DECR", "INCRBY", "DECRBY", "CAS", "CASMOD"].contains(innerName) else {
-                throw CommandError("FENCED applies to SET, DEL, INCR, INCRBY, DECR, DECRBY, CAS and CASMOD, not '\(innerName)'")
+            guard Self.fenceableWrites.contains(innerName) else {
+                throw CommandError("FENCED applies to \(Self.fenceableWrites.joined(separator: ", ")), not '\(innerName)'")
             }
             return try parseWrite(innerName, Array(args.dropFirst(3)), fence: inner)
         default:
+            if let parsed = try parseRedisWrite(name, args, fence: fence) { return parsed }
             throw CommandError("unknown command '\(String(decoding: name.utf8.prefix(64), as: UTF8.self))'")
         }
     }
 
+    /// The writes `FENCED` may wrap: those that change one key's value.
+    static let fenceableWrites = [
+        "SET", "DEL", "INCR", "INCRBY", "DECR", "DECRBY", "CAS", "CASMOD", "APPEND", "SETRANGE", "INCRBYFLOAT", "DELIFEQ",
+        "DELEX",
+    ]
+
     static func parseSet(_ args: [[UInt8]], fence: FenceCondition?) throws(CommandError) -> KVOperation {
         guard args.count >= 2 else { throw arity("SET") }
+        if let redisSet = try parseSetOptions(args, fence: fence) { return redisSet }
         var condition = PutCondition.always
         var lease: UInt64?
         var index = 2

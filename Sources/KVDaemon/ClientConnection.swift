@@ -1,4 +1,5 @@
 import KVProtocol
+import KVStore
 import Metrics
 import NIOCore
 import Synchronization
@@ -52,7 +53,20 @@ final class ClientConnection: ChannelDuplexHandler {
         /// When it was posted to the Raft loop, and the timer its latency goes to.
         var started: ContinuousClock.Instant?
         var timer: Timer?
+        /// A `WATCH`: the keys whose modification indexes its reply carries.
+        var watching: [[UInt8]]?
     }
+
+    /// A `MULTI` being queued.
+    struct Transaction {
+        var operations: [KVOperation] = []
+        var styles: [ClientCommand.WriteReplyStyle] = []
+        /// A command was refused while queueing: `EXEC` answers `-EXECABORT`.
+        var failed = false
+    }
+
+    /// The most commands one transaction may queue.
+    static let transactionCommandsMax = 10_000
 
     private let shared: Shared
     private var context: ChannelHandlerContext?
@@ -80,6 +94,11 @@ final class ClientConnection: ChannelDuplexHandler {
     private var readHeld = false
     /// The latency timer of the last command name seen (most connections repeat one command).
     private var lastTimer: (name: [UInt8], timer: Timer)?
+    /// Between `MULTI` and `EXEC`/`DISCARD`.
+    private var transaction: Transaction?
+    /// Keys watched since the last `EXEC`, `DISCARD` or `UNWATCH`, with the modification index
+    /// each had when watched (the first `WATCH` of a key counts).
+    private var watched: [WatchedKey] = []
 
     init(shared: Shared) {
         self.shared = shared
@@ -145,8 +164,10 @@ final class ClientConnection: ChannelDuplexHandler {
     private func canStart(_ request: Request) -> Bool {
         guard let lastWasRead, !slots.isEmpty, case .success(let command) = request.command else { return true }
         switch command {
+        // EXEC carries the watched keys' versions: it waits for every earlier reply (a WATCH's).
+        case .connection(.exec): return false
         case .quit, .readOnly, .ping, .echo, .emptyArray, .connection: return true
-        default: return Self.isRead(command) == lastWasRead
+        default: return transaction != nil || Self.isRead(command) == lastWasRead
         }
     }
 
@@ -162,7 +183,29 @@ final class ClientConnection: ChannelDuplexHandler {
         switch request.command {
         case .success(let parsed): command = parsed
         case .failure(let error):
+            transaction?.failed = true
             slots.append(Slot(version: version, reply: .err(error.message)))
+            return
+        }
+        if transaction != nil, let reply = queue(command) {
+            slots.append(Slot(version: version, reply: reply))
+            return
+        }
+        if case .connection(.exec) = command {
+            guard let queued = transaction else {
+                slots.append(Slot(version: version, reply: .err("EXEC without MULTI")))
+                return
+            }
+            transaction = nil
+            let watches = watched
+            watched = []
+            guard !queued.failed else {
+                slots.append(Slot(version: version, reply: .error("EXECABORT Transaction discarded because of previous errors.")))
+                return
+            }
+            post(
+                .write(.transaction(operations: queued.operations, watches: watches), session: nil, reply: .transaction(queued.styles)),
+                request: request, sequence: sequence)
             return
         }
         switch command {
@@ -180,15 +223,46 @@ final class ClientConnection: ChannelDuplexHandler {
             let reply = answer(request)
             slots.append(Slot(version: version, reply: reply))
         default:
-            lastWasRead = Self.isRead(command)
-            slots.append(Slot(version: version, reply: nil, started: .now, timer: timer(for: request.arguments)))
-            guard let bound else { return }
-            let courier = shared.courier
-            let responder = Responder { reply in courier.carry(reply, for: sequence, to: bound) }
-            if case .refused = shared.loop.mailbox.post(.command(command, localReads: localReads, responder)) {
-                complete(sequence, with: shared.loop.refusal())
-            }
+            post(command, request: request, sequence: sequence)
         }
+    }
+
+    /// Sends a command to the Raft loop; its reply fills the slot at `sequence`.
+    private func post(_ command: ClientCommand, request: Request, sequence: UInt64) {
+        lastWasRead = Self.isRead(command)
+        var slot = Slot(version: version, reply: nil, started: .now, timer: timer(for: request.arguments))
+        if case .watch(let keys) = command { slot.watching = keys }
+        slots.append(slot)
+        guard let bound else { return }
+        let courier = shared.courier
+        let responder = Responder { reply in courier.carry(reply, for: sequence, to: bound) }
+        if case .refused = shared.loop.mailbox.post(.command(command, localReads: localReads, responder)) {
+            complete(sequence, with: shared.loop.refusal())
+        }
+    }
+
+    /// Inside `MULTI`: queues a write or a key read (`+QUEUED`) or refuses the command, which
+    /// aborts the transaction. Nil for the commands that act at once (`EXEC`, `DISCARD`, `QUIT`,
+    /// `RESET`), which `start` handles.
+    private func queue(_ command: ClientCommand) -> Reply? {
+        let queued: (KVOperation, ClientCommand.WriteReplyStyle)
+        switch command {
+        case .connection(.exec), .connection(.discard), .connection(.reset), .quit: return nil
+        case .connection(.multi): return .err("MULTI calls can not be nested")
+        case .watch: return .err("WATCH inside MULTI is not allowed")
+        case .write(let operation, nil, let style): queued = (operation, style)
+        case .read(let read): queued = (.read(read), .standard)
+        default:
+            transaction?.failed = true
+            return .err("this command cannot run inside MULTI on kvd (only key reads and writes can; docs/PROTOCOL.md)")
+        }
+        guard let count = transaction?.operations.count, count < Self.transactionCommandsMax else {
+            transaction?.failed = true
+            return .err("a transaction may queue at most \(Self.transactionCommandsMax) commands")
+        }
+        transaction?.operations.append(queued.0)
+        transaction?.styles.append(queued.1)
+        return .simple("QUEUED")
     }
 
     /// Answers a command about the connection itself, changing its state.
@@ -220,6 +294,25 @@ final class ClientConnection: ChannelDuplexHandler {
         case .setInfo: return .ok
         case .select(let index): return index == 0 ? .ok : .err("DB index is out of range")
         case .commandCount: return .integer(Int64(CommandParser.commandNames.count))
+        case .multi:
+            transaction = Transaction()
+            return .ok
+        case .discard:
+            guard transaction != nil else { return .err("DISCARD without MULTI") }
+            transaction = nil
+            watched = []
+            return .ok
+        case .unwatch:
+            watched = []
+            return .ok
+        case .exec: return .err("EXEC without MULTI")
+        case .reset:
+            transaction = nil
+            watched = []
+            name = nil
+            version = .resp2
+            localReads = false
+            return .simple("RESET")
         case .configGet(let patterns):
             let parameters = Self.configParameters(connectionsMax: shared.connectionsMax)
             var matched: [Reply] = []
@@ -269,6 +362,13 @@ final class ClientConnection: ChannelDuplexHandler {
         guard sequence >= firstSequence, sequence - firstSequence < UInt64(slots.count) else { return }
         let position = slots.index(slots.startIndex, offsetBy: Int(sequence - firstSequence))
         slots[position].reply = reply
+        if let keys = slots[position].watching, case .array(let versions?) = reply, versions.count == keys.count {
+            for (key, version) in zip(keys, versions) where !watched.contains(where: { $0.key == key }) {
+                guard case .integer(let modIndex) = version else { continue }
+                watched.append(WatchedKey(key: key, modIndex: UInt64(clamping: modIndex)))
+            }
+            slots[position].reply = .ok
+        }
         if let started = slots[position].started, let timer = slots[position].timer {
             let elapsed = (ContinuousClock.now - started).components
             timer.recordNanoseconds(elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)

@@ -190,36 +190,24 @@ extension RaftDriver {
         for read in requests.takeServableReads(applied: machine.appliedIndex) { read.reply.send(executeRead(read.command)) }
     }
 
-    /// `GETRANGE`'s bytes, by Redis's rules: negative offsets count from the end, both ends are
-    /// clamped to the value, and an empty or inverted range is empty.
-    static func range(of value: [UInt8], start: Int64, end: Int64) -> [UInt8] {
-        let count = Int64(value.count)
-        guard count > 0 else { return [] }
-        let first = max(0, start < 0 ? count + start : start)
-        let last = min(count - 1, max(0, end < 0 ? count + end : end))
-        guard first <= last else { return [] }
-        return Array(value[Int(first)...Int(last)])
-    }
-
     /// Runs a read against the applied state.
     func executeRead(_ command: ClientCommand) -> Reply {
         do {
             switch command {
-            case .get(let key): return .bulk(try machine.get(key)?.value)
+            case .read(let read):
+                return Reply.from(try machine.read(read, nowMillis: max(wallMillis(), machine.clockMillis)), style: .standard)
             case .getMeta(let key):
                 guard let record = try machine.get(key) else { return .null }
                 return .array([
                     .bulk(record.value), .integer(Int64(clamping: record.createIndex)),
                     .integer(Int64(clamping: record.modIndex)), .integer(Int64(clamping: record.leaseID ?? 0)),
                 ])
-            case .mget(let keys): return .array(try keys.map { .bulk(try machine.get($0)?.value) })
-            case .strlen(let key): return .integer(Int64(try machine.get(key)?.value.count ?? 0))
-            case .type(let key): return .simple(try machine.get(key) == nil ? "none" : "string")
-            case .getRange(let key, let start, let end):
-                return .bulk(Self.range(of: try machine.get(key)?.value ?? [], start: start, end: end))
-            case .exists(let keys): return .integer(Int64(try machine.countExisting(keys)))
             case .list(let prefix, let limit):
                 return .array(try machine.list(prefix: prefix, limit: limit).flatMap { [Reply.bulk($0.key), .bulk($0.record.value)] })
+            case .scan(let after, let pattern, let count, let type):
+                return try scan(after: after, pattern: pattern, count: count, type: type)
+            case .keys(let pattern): return try keys(matching: pattern)
+            case .watch(let keys): return .array(try machine.versions(keys).map { .integer(Int64(clamping: $0)) })
             case .owner(let name):
                 guard let holder = try machine.lockOwner(name) else { return .array(nil) }
                 return .array([.integer(Int64(clamping: holder.leaseID)), .integer(Int64(clamping: holder.token))])
@@ -233,6 +221,51 @@ extension RaftDriver {
         } catch {
             return .unavailable("storage read failed: \(error)")
         }
+    }
+
+    /// `SCAN`: examines at most `count` keys after the cursor (only those that can match the
+    /// pattern's literal prefix), so one call costs O(count + log n) whatever the key count.
+    func scan(after: [UInt8]?, pattern: [UInt8]?, count: Int, type: String?) throws(StorageError) -> Reply {
+        if let type, type != "string" { return .array([.bulk(Array("0".utf8)), .array([])]) }
+        let (found, last) = try machine.scanKeys(prefix: pattern.map(Glob.literalPrefix) ?? [], after: after, limit: count)
+        let matching = pattern.map { pattern in found.filter { Glob.matches(pattern, $0, ignoringCase: false) } } ?? found
+        let cursor = last.map(ScanCursor.encode) ?? "0"
+        return .array([.bulk(Array(cursor.utf8)), .array(matching.map { .bulk($0) })])
+    }
+
+    /// `KEYS`: every live key matching `pattern`, examining at most `keysExaminedMax` keys (those
+    /// with the pattern's literal prefix); beyond that the client is told to use `SCAN`.
+    func keys(matching pattern: [UInt8]) throws(StorageError) -> Reply {
+        let prefix = Glob.literalPrefix(pattern)
+        var matching: [Reply] = []
+        var after: [UInt8]?
+        var examined = 0
+        repeat {
+            let (found, last) = try machine.scanKeys(prefix: prefix, after: after, limit: 1_000)
+            examined += found.count
+            guard examined <= settings.keysExaminedMax else {
+                return .err("KEYS would examine more than \(settings.keysExaminedMax) keys; use SCAN")
+            }
+            for key in found where Glob.matches(pattern, key, ignoringCase: false) { matching.append(.bulk(key)) }
+            after = last
+        } while after != nil
+        return .array(matching)
+    }
+
+    /// Keys whose deadline has passed, proposed for deletion by a leader whose no-op has applied,
+    /// one entry at a time (the next once the last has applied). O(log n) per tick.
+    func proposeKeyExpiries() {
+        if let inFlight = keyExpiryInFlight, machine.appliedIndex < inFlight.index, node.status.currentTerm == inFlight.term {
+            return
+        }
+        keyExpiryInFlight = nil
+        let status = node.status
+        guard status.role == .leader, machine.highestTerm == status.currentTerm else { return }
+        let now = max(wallMillis(), machine.clockMillis)
+        guard let due = try? machine.dueExpiries(nowMillis: now, limit: settings.expiryBatchMax), !due.isEmpty else { return }
+        let command = KVCommand(timestampMillis: now, operation: .expireKeys(due))
+        guard let receipt = try? node.propose(command.encoded()) else { return }
+        keyExpiryInFlight = (receipt.index, receipt.term)
     }
 
     // MARK: Deadlines, roles, snapshots

@@ -44,6 +44,10 @@ public final class RaftDriver {
         /// (`lease-checkpoint-ms`): a new leader over-grants a lease by at most this plus the
         /// failover time.
         public var leaseCheckpointMillis: UInt64 = 5_000
+        /// Most keys one `KEYS` call may examine (it holds the Raft loop; `SCAN` has no such limit).
+        public var keysExaminedMax = 100_000
+        /// Most keys one leader expiry entry deletes.
+        public var expiryBatchMax = 1_000
         /// The peer transport's counters, for `INFO` (nil in tests and simulations).
         public var peerCounters: (@Sendable () -> PeerTransportCounters)?
 
@@ -98,6 +102,8 @@ public final class RaftDriver {
     var readSequence: UInt64 = 0
     var lastRole: RaftRole = .follower
     var lastLeader: NodeID?
+    /// The leader's last key-expiry entry, until it applies (one at a time, see `proposeKeyExpiries`).
+    var keyExpiryInFlight: (index: LogIndex, term: Term)?
     /// When this node last saw the cluster without a leader, for the failover-duration metric.
     var leaderlessSinceMillis: UInt64?
 
@@ -227,6 +233,7 @@ public final class RaftDriver {
         node.tick()
         let now = monotonicMillis()
         proposeLeaseMaintenance(now: now)
+        proposeKeyExpiries()
         expireDeadlines(now: now)
         dropIdleTransfers(now: now)
     }
@@ -271,7 +278,7 @@ public final class RaftDriver {
         case .emptyArray: reply.send(.array([]))
         case .connection: reply.send(.err("connection commands are answered by the connection"))
         case .info(let sections): reply.send(.bulk(Array(infoText(sections: sections).utf8)))
-        case .get, .getMeta, .mget, .exists, .list, .owner, .leaseTTL, .strlen, .getRange, .type:
+        case .read, .getMeta, .list, .owner, .leaseTTL, .scan, .keys, .watch:
             startRead(command, localReads: localReads, deadline: deadline, reply: reply)
         case .write(let operation, let session, let style):
             propose(operation, session: session, kind: .write(style), deadline: deadline, reply: reply)

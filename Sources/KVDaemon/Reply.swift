@@ -48,6 +48,15 @@ public enum Reply: Hashable, Sendable {
         case .lockBusy(let token): return .error("LOCKED \(token)")
         case .fenceAccepted(let token): return .integer(Int64(clamping: token))
         case .sessionRegistered(let id): return .integer(Int64(clamping: id))
+        case .value(let value): return .bulk(value)
+        case .values(let values): return .array(values.map { .bulk($0) })
+        case .status(let word): return .simple(word)
+        case .transaction(let results):
+            guard let results else { return .array(nil) }
+            guard case .transaction(let styles) = style, styles.count == results.count else {
+                return .array(results.map { from($0, style: .standard) })
+            }
+            return .array(zip(results, styles).map { from($0, style: $1) })
         case .error(let error): return .error("\(error.code) \(error.description)")
         }
     }

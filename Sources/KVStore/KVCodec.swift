@@ -86,6 +86,9 @@ extension KVOperation {
             writer.write(UInt8(12)); writer.write(name); writer.write(token)
         case .sessionRegister:
             writer.write(UInt8(13))
+        case .set, .expire, .persist, .getEx, .getDelete, .deleteIf, .append, .setRange, .incrementFloat, .rename, .copy,
+            .multiSet, .flush, .expireKeys, .transaction, .read:
+            encodeRedis(into: &writer)
         }
     }
 
@@ -140,7 +143,7 @@ extension KVOperation {
         case 11: self = .lockRelease(name: try reader.readBytes(), token: try reader.readUInt64())
         case 12: self = .fence(name: try reader.readBytes(), token: try reader.readUInt64())
         case 13: self = .sessionRegister
-        default: throw DecodingError(offset: reader.offset - 1, reason: "unknown operation \(tag)")
+        default: self = try KVOperation(redisTag: tag, from: &reader)
         }
     }
 }
@@ -166,12 +169,18 @@ extension KVResult {
         case .sessionRegistered(let id): writer.write(UInt8(13)); writer.write(id)
         case .none: writer.write(UInt8(14))
         case .error(let error): writer.write(UInt8(15)); error.encode(into: &writer)
+        case .value, .values, .status, .transaction: encodeRedis(into: &writer)
         }
         return writer.bytes
     }
 
     public init(decoding bytes: [UInt8]) throws(DecodingError) {
         var reader = BinaryReader(bytes)
+        self = try KVResult(from: &reader)
+        try reader.finish()
+    }
+
+    init(from reader: inout BinaryReader) throws(DecodingError) {
         let tag = try reader.readByte()
         switch tag {
         case 0: self = .ok
@@ -190,9 +199,8 @@ extension KVResult {
         case 13: self = .sessionRegistered(clientID: try reader.readUInt64())
         case 14: self = .none
         case 15: self = .error(try KVError(from: &reader))
-        default: throw DecodingError(offset: 0, reason: "unknown result \(tag)")
+        default: self = try KVResult(redisTag: tag, from: &reader)
         }
-        try reader.finish()
     }
 }
 
@@ -208,6 +216,7 @@ extension KVError {
         case .sessionExpired(let id): writer.write(UInt8(6)); writer.write(id)
         case .sequenceTooOld(let sequence): writer.write(UInt8(7)); writer.write(sequence)
         case .limitExceeded(let what): writer.write(UInt8(8)); writer.write(Array(what.utf8))
+        case .invalid(let why): writer.write(UInt8(9)); writer.write(Array(why.utf8))
         }
     }
 
@@ -223,6 +232,7 @@ extension KVError {
         case 6: self = .sessionExpired(try reader.readUInt64())
         case 7: self = .sequenceTooOld(try reader.readUInt64())
         case 8: self = .limitExceeded(String(decoding: try reader.readBytes(), as: UTF8.self))
+        case 9: self = .invalid(String(decoding: try reader.readBytes(), as: UTF8.self))
         default: throw DecodingError(offset: reader.offset - 1, reason: "unknown error \(tag)")
         }
     }

@@ -93,6 +93,33 @@ public enum KVOperation: Hashable, Sendable {
     case fence(name: [UInt8], token: UInt64)
     /// Opens a client session whose id is the log index of this entry.
     case sessionRegister
+    /// Redis's `SET` with every option (plain `SET`s without options travel as `put`).
+    case set(SetRequest)
+    case expire(key: [UInt8], at: ExpireTime, condition: ExpireCondition)
+    case persist(key: [UInt8])
+    case getEx(key: [UInt8], change: GetExChange)
+    /// `GETDEL`: the value, then the key is deleted.
+    case getDelete(key: [UInt8])
+    /// `DELEX key IFEQ|IFNE value`, `DELIFEQ key value`.
+    case deleteIf(key: [UInt8], condition: ValueCondition, fence: FenceCondition?)
+    case append(key: [UInt8], value: [UInt8], fence: FenceCondition?)
+    case setRange(key: [UInt8], offset: UInt64, value: [UInt8], fence: FenceCondition?)
+    case incrementFloat(key: [UInt8], delta: Double, fence: FenceCondition?)
+    /// `RENAME`/`RENAMENX`: moves the value, its lease and its deadline.
+    case rename(from: [UInt8], to: [UInt8], onlyIfAbsent: Bool)
+    /// `COPY source destination [REPLACE]`: the copy gets the deadline but not the lease.
+    case copy(from: [UInt8], to: [UInt8], replace: Bool)
+    /// `MSET`/`MSETNX` (`onlyIfNoneExist`): keys and values alternating.
+    case multiSet(pairs: [[UInt8]], onlyIfNoneExist: Bool)
+    /// `FLUSHDB`/`FLUSHALL`: deletes every key. Leases, locks, fence registers and sessions stay.
+    case flush
+    /// Proposed only by a leader: deletes those of `keys` whose deadline has passed by the
+    /// entry's time (a key given a later deadline since stays).
+    case expireKeys([[UInt8]])
+    /// `MULTI ... EXEC`: `operations` applied in order in one entry, unless a watched key changed.
+    case transaction(operations: [KVOperation], watches: [WatchedKey])
+    /// A read inside a transaction.
+    case read(KVRead)
 }
 
 /// The reply to one applied command. Kept per session, so it is encodable.
@@ -115,6 +142,14 @@ public enum KVResult: Hashable, Sendable {
     case lockReleased
     case fenceAccepted(token: UInt64)
     case sessionRegistered(clientID: UInt64)
+    /// A value, or nil (a bulk reply).
+    case value([UInt8]?)
+    /// Values, any of them nil (`MGET`).
+    case values([[UInt8]?])
+    /// A status word (`TYPE`'s `string`/`none`).
+    case status(String)
+    /// Each operation's result in order, or nil if a watched key changed (nothing was applied).
+    case transaction([KVResult]?)
     /// Internal commands (expiry, checkpoint) and no-ops.
     case none
     case error(KVError)
@@ -134,13 +169,15 @@ public enum KVError: Error, Hashable, Sendable, CustomStringConvertible {
     /// A retry of a request older than the one whose reply is kept; its reply is gone.
     case sequenceTooOld(UInt64)
     case limitExceeded(String)
+    /// A refusal with Redis's own message (for example `no such key`, `value is not a valid float`).
+    case invalid(String)
 
     /// The first word of the RESP error.
     public var code: String {
         switch self {
         case .stale: return "STALE"
         case .sessionExpired: return "SESSIONEXPIRED"
-        case .notInteger, .overflow, .leaseNotFound, .ttlTooShort, .lockNotHeld, .sequenceTooOld, .limitExceeded:
+        case .notInteger, .overflow, .leaseNotFound, .ttlTooShort, .lockNotHeld, .sequenceTooOld, .limitExceeded, .invalid:
             return "ERR"
         }
     }
@@ -156,6 +193,7 @@ public enum KVError: Error, Hashable, Sendable, CustomStringConvertible {
         case .sessionExpired(let id): return "session \(id) expired; register a new session"
         case .sequenceTooOld(let sequence): return "request \(sequence) is older than the last reply kept"
         case .limitExceeded(let what): return what
+        case .invalid(let why): return why
         }
     }
 }

@@ -19,6 +19,8 @@ public struct KVLimits: Hashable, Sendable {
     public var sessionTimeoutMillis: UInt64 = 10 * 60 * 1000
     /// Most keys one prefix listing returns.
     public var listLimitMax = 10_000
+    /// Most keys `FLUSHALL` deletes in one entry (applying it holds the Raft loop: about 1 µs a key).
+    public var flushKeysMax = 1_000_000
 
     public init() {}
 }

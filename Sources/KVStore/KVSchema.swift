@@ -1,7 +1,9 @@
 /// The state machine's tables. Keys, leases, locks, fences and sessions live in SQLite beside the
 /// Raft log; `kv_meta` holds the applied index, so that state and applied index commit together.
 enum KVSchema {
-    static let version: Int64 = 1
+    /// 2 added keys' deadlines (`kv_keys.expires_at`) and the key count (`kv_meta.key_count`);
+    /// a version 1 database is upgraded in place when it is opened (`upgradeStatements`).
+    static let version: Int64 = 2
 
     static let statements = [
         """
@@ -16,7 +18,8 @@ enum KVSchema {
             value BLOB NOT NULL,
             create_index INTEGER NOT NULL,
             mod_index INTEGER NOT NULL,
-            lease INTEGER
+            lease INTEGER,
+            expires_at INTEGER
         ) WITHOUT ROWID
         """,
         "CREATE INDEX IF NOT EXISTS kv_keys_by_lease ON kv_keys(lease) WHERE lease IS NOT NULL",
@@ -63,6 +66,19 @@ enum KVSchema {
         installedSnapshotTable,
     ]
 
+    /// Run after `statements` and any upgrade: indexes over columns an older version lacks.
+    /// Only keys with a deadline are in the deadline index, so keys without one cost it nothing.
+    static let indexStatements = [
+        "CREATE INDEX IF NOT EXISTS kv_keys_by_deadline ON kv_keys(expires_at, key) WHERE expires_at IS NOT NULL"
+    ]
+
+    /// Upgrades a version 1 database to version 2 (in one transaction with the version change).
+    static let upgradeStatements = [
+        "ALTER TABLE kv_keys ADD COLUMN expires_at INTEGER",
+        "INSERT OR REPLACE INTO kv_meta(name, value) VALUES('key_count', (SELECT count(*) FROM kv_keys))",
+        "UPDATE kv_meta SET value = 2 WHERE name = 'schema_version'",
+    ]
+
     /// The snapshot this state database was installed from, if it was (one row, written by the
     /// follower that received it). Not replicated: a leader's stream never carries it.
     static let installedSnapshotTable = """
@@ -77,7 +93,7 @@ enum KVSchema {
     /// Tables a snapshot copies, in restore order, with their columns.
     static let snapshotTables: [(name: String, columns: [String])] = [
         ("kv_meta", ["name", "value"]),
-        ("kv_keys", ["key", "value", "create_index", "mod_index", "lease"]),
+        ("kv_keys", ["key", "value", "create_index", "mod_index", "lease", "expires_at"]),
         ("kv_leases", ["id", "ttl_ms", "remaining_ms", "epoch"]),
         ("kv_locks", ["name", "lease", "token"]),
         ("kv_lock_waiters", ["name", "seq", "lease"]),

@@ -68,7 +68,7 @@ extension KVStateMachine {
             throw StorageError.from(error, path: path)
         }
         for suffix in ["-wal", "-shm"] { unlink(path + suffix) }
-        guard rename(newFile, path) == 0 else {
+        guard Glibc.rename(newFile, path) == 0 else {
             throw .io("\(path): cannot rename the received snapshot into place: \(String(cString: strerror(errno)))")
         }
         let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."

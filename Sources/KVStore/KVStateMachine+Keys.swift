@@ -11,11 +11,25 @@ extension KVStateMachine {
         public var modIndex: UInt64
         /// The lease the key is attached to, if any.
         public var leaseID: UInt64?
+        /// The key's deadline (Unix milliseconds on the leaders' clocks), if it has one.
+        public var expiresAt: UInt64?
+
+        /// Whether the key is gone at `clock` (its deadline has passed), though not yet deleted.
+        func expired(at clock: UInt64) -> Bool {
+            guard let expiresAt else { return false }
+            return expiresAt <= clock
+        }
     }
 
-    /// The key's record, or nil if it does not exist.
+    /// The key's record, or nil if it does not exist or its deadline has passed by the applied
+    /// state's clock (`clockMillis`): every replica at the same applied index answers the same.
     public func get(_ key: [UInt8]) throws(StorageError) -> Record? {
-        do { return try record(key) } catch { throw error.storageError }
+        do { return try visible(key) } catch { throw error.storageError }
+    }
+
+    /// The key's record unless its deadline has passed by `clockMillis`; never deletes.
+    func visible(_ key: [UInt8]) throws(SQLiteError) -> Record? {
+        try record(key).flatMap { $0.expired(at: clockMillis) ? nil : $0 }
     }
 
     /// How many of `keys` exist (a key named twice counts twice, as in Redis).
@@ -25,20 +39,39 @@ extension KVStateMachine {
         return count
     }
 
+    /// The key's record for a write: a key whose deadline has passed by the entry's time is
+    /// deleted first, so the write sees it missing (as Redis expires keys lazily).
+    func current(_ key: [UInt8]) throws(SQLiteError) -> Record? {
+        guard let found = try record(key) else { return nil }
+        guard found.expired(at: clockMillis) else { return found }
+        try remove(key)
+        return nil
+    }
+
+    /// Deletes one key; returns whether it existed.
+    @discardableResult
+    func remove(_ key: [UInt8]) throws(SQLiteError) -> Bool {
+        try db.execute("DELETE FROM kv_keys WHERE key = ?", .blob(key))
+        keyCount -= db.changes
+        return db.changes > 0
+    }
+
     /// Keys starting with `prefix` in byte order, at most `limit` (capped by `listLimitMax`).
     public func list(prefix: [UInt8], limit: Int) throws(StorageError) -> [(key: [UInt8], record: Record)] {
         let bound = min(max(limit, 0), limits.listLimitMax)
         var rows: [(key: [UInt8], record: Record)] = []
+        let clock = clockMillis
         let upper = Self.prefixUpperBound(prefix)
         let sql =
             upper == nil
-            ? "SELECT key, value, create_index, mod_index, lease FROM kv_keys WHERE key >= ?1 ORDER BY key LIMIT ?3"
-            : "SELECT key, value, create_index, mod_index, lease FROM kv_keys WHERE key >= ?1 AND key < ?2 ORDER BY key LIMIT ?3"
+            ? "SELECT key, value, create_index, mod_index, lease, expires_at FROM kv_keys WHERE key >= ?1 ORDER BY key LIMIT ?3"
+            : "SELECT key, value, create_index, mod_index, lease, expires_at FROM kv_keys WHERE key >= ?1 AND key < ?2 ORDER BY key LIMIT ?3"
         do {
             try db.statement(sql).forEachRow(
                 [.blob(prefix), upper.map { .blob($0) } ?? .null, .integer(Int64(bound))], mapError: { $0 }
             ) { row throws(SQLiteError) in
-                rows.append((row.blob(at: 0), Self.readRecord(row, from: 1)))
+                let record = Self.readRecord(row, from: 1)
+                if !record.expired(at: clock) { rows.append((row.blob(at: 0), record)) }
             }
         } catch { throw error.storageError }
         return rows
@@ -59,7 +92,7 @@ extension KVStateMachine {
     }
 
     func record(_ key: [UInt8]) throws(SQLiteError) -> Record? {
-        let statement = try db.statement("SELECT value, create_index, mod_index, lease FROM kv_keys WHERE key = ?")
+        let statement = try db.statement("SELECT value, create_index, mod_index, lease, expires_at FROM kv_keys WHERE key = ?")
         defer { statement.reset() }
         try statement.bind(.blob(key))
         return try statement.step() ? Self.readRecord(statement, from: 0) : nil
@@ -69,16 +102,23 @@ extension KVStateMachine {
         Record(
             value: row.blob(at: column), createIndex: UInt64(row.int64(at: column + 1)),
             modIndex: UInt64(row.int64(at: column + 2)),
-            leaseID: row.isNull(at: column + 3) ? nil : UInt64(row.int64(at: column + 3)))
+            leaseID: row.isNull(at: column + 3) ? nil : UInt64(row.int64(at: column + 3)),
+            expiresAt: row.isNull(at: column + 4) ? nil : UInt64(row.int64(at: column + 4)))
     }
 
-    func store(_ key: [UInt8], _ value: [UInt8], createIndex: UInt64, modIndex: UInt64, lease: UInt64?) throws(SQLiteError) {
+    /// Writes a key. `existing` is its record before the write (nil: the key is new), which
+    /// keeps `keyCount` right.
+    func store(
+        _ key: [UInt8], _ value: [UInt8], existing: Record?, modIndex: UInt64, lease: UInt64?, expiresAt: UInt64? = nil
+    ) throws(SQLiteError) {
         try db.execute(
             """
-            INSERT INTO kv_keys(key, value, create_index, mod_index, lease) VALUES(?, ?, ?, ?, ?)
-            ON CONFLICT(key) DO UPDATE SET value = excluded.value, mod_index = excluded.mod_index, lease = excluded.lease
-            """, .blob(key), .blob(value), .integer(Int64(createIndex)), .integer(Int64(modIndex)),
-            lease.map { .integer(Int64($0)) } ?? .null)
+            INSERT INTO kv_keys(key, value, create_index, mod_index, lease, expires_at) VALUES(?, ?, ?, ?, ?, ?)
+            ON CONFLICT(key) DO UPDATE SET value = excluded.value, mod_index = excluded.mod_index, lease = excluded.lease,
+                expires_at = excluded.expires_at
+            """, .blob(key), .blob(value), .integer(Int64(existing?.createIndex ?? modIndex)), .integer(Int64(modIndex)),
+            lease.map { .integer(Int64($0)) } ?? .null, expiresAt.map { .integer(Int64(clamping: $0)) } ?? .null)
+        if existing == nil { keyCount += 1 }
     }
 
     /// Refuses keys and values beyond the limits. Checked again here (not only when proposing)
@@ -97,23 +137,23 @@ extension KVStateMachine {
         if let error = checkSizes(key, value) { return .error(error) }
         if let error = try checkFence(fence) { return .error(error) }
         if let lease, try leaseRecord(lease) == nil { return .error(.leaseNotFound(lease)) }
-        let existing = try record(key)
+        let existing = try current(key)
         switch condition {
         case .always: break
         case .ifAbsent: if existing != nil { return .notApplied }
         case .ifPresent: if existing == nil { return .notApplied }
         }
-        // As in Redis, SET replaces the value and drops any previous expiry (here: lease).
-        try store(key, value, createIndex: existing?.createIndex ?? index, modIndex: index, lease: lease)
+        // As in Redis, SET replaces the value and drops any previous expiry (deadline and lease).
+        try store(key, value, existing: existing, modIndex: index, lease: lease)
         return .ok
     }
 
     func delete(_ keys: [[UInt8]], fence: FenceCondition?) throws(SQLiteError) -> KVResult {
         if let error = try checkFence(fence) { return .error(error) }
         var count: Int64 = 0
-        for key in keys {
-            try db.execute("DELETE FROM kv_keys WHERE key = ?", .blob(key))
-            count += Int64(db.changes)
+        for key in keys where try current(key) != nil {
+            try remove(key)
+            count += 1
         }
         return .deleted(count: count)
     }
@@ -123,7 +163,7 @@ extension KVStateMachine {
     ) throws(SQLiteError) -> KVResult {
         if let error = checkSizes(key, value) { return .error(error) }
         if let error = try checkFence(fence) { return .error(error) }
-        let existing = try record(key)
+        let existing = try current(key)
         let matches: Bool
         switch expected {
         case .value(let old): matches = existing?.value == old
@@ -131,7 +171,7 @@ extension KVStateMachine {
         case .modIndex(let modIndex): matches = existing?.modIndex == modIndex
         }
         guard matches else { return .swapped(false, modIndex: existing?.modIndex ?? 0) }
-        try store(key, value, createIndex: existing?.createIndex ?? index, modIndex: index, lease: existing?.leaseID)
+        try store(key, value, existing: existing, modIndex: index, lease: existing?.leaseID, expiresAt: existing?.expiresAt)
         return .swapped(true, modIndex: index)
     }
 
@@ -139,16 +179,17 @@ extension KVStateMachine {
     func increment(_ key: [UInt8], by delta: Int64, fence: FenceCondition?, index: UInt64) throws(SQLiteError) -> KVResult {
         if let error = checkSizes(key) { return .error(error) }
         if let error = try checkFence(fence) { return .error(error) }
-        let existing = try record(key)
-        var current: Int64 = 0
+        let existing = try current(key)
+        var value: Int64 = 0
         if let existing {
             guard let parsed = Self.parseInteger(existing.value) else { return .error(.notInteger) }
-            current = parsed
+            value = parsed
         }
-        let (sum, overflow) = current.addingReportingOverflow(delta)
+        let (sum, overflow) = value.addingReportingOverflow(delta)
         if overflow { return .error(.overflow) }
-        try store(key, Array(String(sum).utf8), createIndex: existing?.createIndex ?? index, modIndex: index,
-            lease: existing?.leaseID)
+        // As in Redis, INCR keeps the key's deadline.
+        try store(key, Array(String(sum).utf8), existing: existing, modIndex: index, lease: existing?.leaseID,
+            expiresAt: existing?.expiresAt)
         return .integer(sum)
     }
 

@@ -106,6 +106,7 @@ extension KVStateMachine {
         try db.execute("DELETE FROM kv_leases WHERE id = ?", lease)
         leaseCount -= db.changes
         try db.execute("DELETE FROM kv_keys WHERE lease = ?", lease)
+        keyCount -= db.changes
         try db.execute("DELETE FROM kv_lock_waiters WHERE lease = ?", lease)
         var held: [[UInt8]] = []
         try db.statement("SELECT name FROM kv_locks WHERE lease = ? ORDER BY name").forEachRow(

@@ -31,17 +31,28 @@ public final class KVStateMachine {
     /// Rows in `kv_sessions`, the registered sessions: kept here so that a registration checks
     /// `sessionsMax` without counting the table (see `loadCounts`).
     public internal(set) var sessionCount: Int
+    /// Rows in `kv_keys`, for `DBSIZE`: kept in `kv_meta` with the applied index, so that neither
+    /// opening nor installing a snapshot counts the table.
+    public internal(set) var keyCount: Int
 
     /// Opens (creating if needed) the state tables in `database`.
     public init(database: SQLiteConnection, limits: KVLimits = KVLimits()) throws(StorageError) {
         self.db = database
         self.limits = limits
-        let version: Int64?
+        var version: Int64?
         do {
             for statement in KVSchema.statements { try database.execute(statement) }
             version = try database.scalarInt64("SELECT value FROM kv_meta WHERE name = 'schema_version'")
             if version == nil {
                 try database.execute("INSERT INTO kv_meta(name, value) VALUES('schema_version', ?)", .integer(KVSchema.version))
+            } else if version == 1 {
+                try database.transaction(mapError: { $0 }) { () throws(SQLiteError) in
+                    for statement in KVSchema.upgradeStatements { try database.execute(statement) }
+                }
+                version = KVSchema.version
+            }
+            if version == nil || version == KVSchema.version {
+                for statement in KVSchema.indexStatements { try database.execute(statement) }
             }
         } catch {
             throw error.storageError
@@ -54,6 +65,7 @@ public final class KVStateMachine {
         clockMillis = 0
         leaseCount = 0
         sessionCount = 0
+        keyCount = 0
         try loadMeta()
     }
 
@@ -64,6 +76,7 @@ public final class KVStateMachine {
         appliedIndex = LogIndex(UInt64(try meta("applied_index")))
         highestTerm = Term(UInt64(try meta("highest_term")))
         clockMillis = UInt64(try meta("clock_ms"))
+        keyCount = Int(try meta("key_count"))
         try loadCounts()
     }
 
@@ -78,6 +91,7 @@ public final class KVStateMachine {
         try db.execute(sql, "applied_index", .integer(Int64(appliedIndex.rawValue)))
         try db.execute(sql, "highest_term", .integer(Int64(highestTerm.rawValue)))
         try db.execute(sql, "clock_ms", .integer(Int64(clockMillis)))
+        try db.execute(sql, "key_count", .integer(Int64(keyCount)))
     }
 
     /// Applies committed entries in order, in one transaction with the new applied index.
@@ -87,7 +101,7 @@ public final class KVStateMachine {
         let pending = entries.filter { $0.index > appliedIndex }
         guard !pending.isEmpty else { return [] }
         // Everything kept in memory that applying changes, restored if the transaction rolls back.
-        let before = (appliedIndex, highestTerm, clockMillis, leaseCount, sessionCount)
+        let before = (appliedIndex, highestTerm, clockMillis, leaseCount, sessionCount, keyCount)
         do {
             return try db.transaction(mapError: { $0 }) { () throws(SQLiteError) -> [KVApplied] in
                 var results: [KVApplied] = []
@@ -101,7 +115,7 @@ public final class KVStateMachine {
                 return results
             }
         } catch {
-            (appliedIndex, highestTerm, clockMillis, leaseCount, sessionCount) = before
+            (appliedIndex, highestTerm, clockMillis, leaseCount, sessionCount, keyCount) = before
             throw error.storageError
         }
     }
@@ -145,7 +159,7 @@ public final class KVStateMachine {
         return result
     }
 
-    private func applyOperation(_ operation: KVOperation, at entry: Entry, events: inout [KVEvent]) throws(SQLiteError) -> KVResult {
+    func applyOperation(_ operation: KVOperation, at entry: Entry, events: inout [KVEvent]) throws(SQLiteError) -> KVResult {
         let index = entry.index.rawValue
         switch operation {
         case .put(let key, let value, let condition, let lease, let fence):
@@ -174,6 +188,24 @@ public final class KVStateMachine {
             return try raiseFence(name, token: token)
         case .sessionRegister:
             return try registerSession(index: index, events: &events)
+        case .set(let request): return try set(request, index: index)
+        case .expire(let key, let time, let condition): return try expire(key, at: time, condition: condition, index: index)
+        case .persist(let key): return try persist(key, index: index)
+        case .getEx(let key, let change): return try getEx(key, change: change, index: index)
+        case .getDelete(let key): return try getDelete(key)
+        case .deleteIf(let key, let condition, let fence): return try deleteIf(key, condition, fence: fence)
+        case .append(let key, let value, let fence): return try append(key, value, fence: fence, index: index)
+        case .setRange(let key, let offset, let value, let fence):
+            return try setRange(key, offset: offset, value, fence: fence, index: index)
+        case .incrementFloat(let key, let delta, let fence): return try incrementFloat(key, by: delta, fence: fence, index: index)
+        case .rename(let from, let to, let onlyIfAbsent): return try rename(from: from, to: to, onlyIfAbsent: onlyIfAbsent, index: index)
+        case .copy(let from, let to, let replace): return try copy(from: from, to: to, replace: replace, index: index)
+        case .multiSet(let pairs, let onlyIfNoneExist): return try multiSet(pairs, onlyIfNoneExist: onlyIfNoneExist, index: index)
+        case .flush: return try flush()
+        case .expireKeys(let keys): return try expireKeys(keys)
+        case .transaction(let operations, let watches):
+            return try transaction(operations, watches: watches, at: entry, events: &events)
+        case .read(let read): return try readApplied(read, nowMillis: clockMillis)
         }
     }
 }

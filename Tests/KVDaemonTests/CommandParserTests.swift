@@ -11,8 +11,8 @@ import Testing
     func b(_ text: String) -> [UInt8] { Array(text.utf8) }
 
     @Test func commandNamesAreCaseInsensitive() throws {
-        #expect(try parse("get", "k") == .get(b("k")))
-        #expect(try parse("GeT", "k") == .get(b("k")))
+        #expect(try parse("get", "k") == .read(.get(b("k"))))
+        #expect(try parse("GeT", "k") == .read(.get(b("k"))))
         #expect(try parse("ping") == .ping(nil))
     }
 
@@ -71,16 +71,16 @@ import Testing
         #expect(try parse("LIST", "app/") == .list(prefix: b("app/"), limit: CommandParser.defaultListLimit))
         #expect(try parse("LIST", "app/", "limit", "5") == .list(prefix: b("app/"), limit: 5))
         #expect(throws: CommandError.self) { try parse("LIST", "app/", "5") }
-        #expect(try parse("MGET", "a", "b") == .mget([b("a"), b("b")]))
+        #expect(try parse("MGET", "a", "b") == .read(.mget([b("a"), b("b")])))
         #expect(try parse("CONFIG", "GET", "save", "app*") == .connection(.configGet([b("save"), b("app*")])))
         #expect(throws: CommandError.self) { try parse("CONFIG", "SET", "save", "") }
         #expect(throws: CommandError.self) { try parse("CONFIG", "GET") }
         #expect(try parse("COMMAND", "COUNT") == .connection(.commandCount))
         #expect(try parse("INFO") == .info(sections: []))
-        #expect(try parse("STRLEN", "k") == .strlen(b("k")))
-        #expect(try parse("GETRANGE", "k", "-3", "7") == .getRange(b("k"), start: -3, end: 7))
+        #expect(try parse("STRLEN", "k") == .read(.strlen(b("k"))))
+        #expect(try parse("GETRANGE", "k", "-3", "7") == .read(.getRange(b("k"), start: -3, end: 7)))
         #expect(throws: CommandError.self) { try parse("GETRANGE", "k", "x", "7") }
-        #expect(try parse("TYPE", "k") == .type(b("k")))
+        #expect(try parse("TYPE", "k") == .read(.type(b("k"))))
         #expect(
             try parse("SETNX", "k", "v")
                 == .write(.put(key: b("k"), value: b("v"), condition: .ifAbsent, lease: nil, fence: nil), session: nil, reply: .setFlag))
@@ -92,7 +92,7 @@ import Testing
 
     @Test func unknownAndEmptyCommandsAreDefiniteErrors() throws {
         #expect(throws: CommandError.self) { try CommandParser.parse([]) }
-        #expect(throws: CommandError("unknown command 'FLUSHALL'")) { try parse("FLUSHALL") }
+        #expect(throws: CommandError("unknown command 'LPUSH'")) { try parse("LPUSH", "l", "x") }
         #expect(throws: CommandError.self) { try parse("GET") }
         #expect(throws: CommandError.self) { try parse("GET", "a", "b") }
     }
@@ -122,10 +122,10 @@ import Testing
         (-100, 3, "This"), (-100, -100, "T"), (16, 20, ""), (0, 0, "T"),
     ] as [(Int64, Int64, String)])
     func redisExamples(start: Int64, end: Int64, expected: String) {
-        #expect(RaftDriver.range(of: Array("This is a string".utf8), start: start, end: end) == Array(expected.utf8))
+        #expect(KVStateMachine.range(of: Array("This is a string".utf8), start: start, end: end) == Array(expected.utf8))
     }
 
     @Test func emptyValue() {
-        #expect(RaftDriver.range(of: [], start: 0, end: -1).isEmpty)
+        #expect(KVStateMachine.range(of: [], start: 0, end: -1).isEmpty)
     }
 }

@@ -29,7 +29,7 @@ import Testing
     }
 
     static func read(_ answers: Answers, _ name: String, deadline: UInt64) -> PendingRequests.Read {
-        PendingRequests.Read(command: .get(Array(name.utf8)), deadline: deadline, reply: answers.responder(name))
+        PendingRequests.Read(command: .read(.get(Array(name.utf8))), deadline: deadline, reply: answers.responder(name))
     }
 
     static func id(_ sequence: UInt64) -> ReadRequestID { ReadRequestID(origin: 1, sequence: sequence) }
@@ -73,8 +73,8 @@ import Testing
         let failed = requests.readConfirmed(ReadState(id: Self.id(3), outcome: .failed(.notLeader(leaderHint: nil))))
         #expect(failed?.1 == .notLeader(leaderHint: nil))
         #expect(requests.takeServableReads(applied: 4).isEmpty)
-        #expect(requests.takeServableReads(applied: 7).map(\.command) == [.get(Array("r1".utf8))])
-        #expect(requests.takeServableReads(applied: 8).map(\.command) == [.get(Array("r2".utf8))])
+        #expect(requests.takeServableReads(applied: 7).map(\.command) == [.read(.get(Array("r1".utf8)))])
+        #expect(requests.takeServableReads(applied: 8).map(\.command) == [.read(.get(Array("r2".utf8)))])
         #expect(requests.count == 0)
         #expect(requests.readConfirmed(ReadState(id: Self.id(9), outcome: .ready(1))) == nil, "an unknown id is ignored")
     }

@@ -102,10 +102,13 @@ final class KVSimAudit {
     static func fence(of operation: KVOperation) -> FenceCondition? {
         switch operation {
         case .put(_, _, _, _, let fence), .delete(_, let fence), .compareAndSwap(_, _, _, let fence),
-            .increment(_, _, let fence):
+            .increment(_, _, let fence), .deleteIf(_, _, let fence), .append(_, _, let fence), .setRange(_, _, _, let fence),
+            .incrementFloat(_, _, let fence):
             return fence
+        case .set(let request): return request.fence
         case .leaseGrant, .leaseKeepAlive, .leaseRevoke, .leaseExpire, .leaseCheckpoint, .lockAcquire, .lockRelease,
-            .fence, .sessionRegister:
+            .fence, .sessionRegister, .expire, .persist, .getEx, .getDelete, .rename, .copy, .multiSet, .flush, .expireKeys,
+            .transaction, .read:
             return nil
         }
     }
