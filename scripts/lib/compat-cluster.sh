@@ -11,11 +11,13 @@
 #
 # The caller sets kvd (binary), work (directory) and declares node_pid as an associative array.
 
-# port_is_free PORT: nothing listens on (or holds) 127.0.0.1:PORT right now.
+# port_is_free PORT: nothing listens on 127.0.0.1:PORT right now. SO_REUSEADDR, as servers set
+# it: connections of a previous run left in TIME_WAIT do not make a port busy.
 port_is_free() {
     python3 - "$1" <<'PY'
 import socket, sys
 s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:
