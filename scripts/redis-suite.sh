@@ -191,6 +191,6 @@ done
 } >"$out/settings.txt"
 echo
 # shellcheck disable=SC2086 # units is a space-separated list
-python3 scripts/lib/redis-suite-report.py "$out" "$target" $units
+python3 scripts/lib/redis-suite-report.py --out "$out" --target "$target" --tree "$tree" --probe-port "$target_port" $units
 echo
 echo "redis-suite.sh: summary in $out/summary.md"

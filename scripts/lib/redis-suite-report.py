@@ -10,13 +10,21 @@ start_server or tags block that was left out. `[exception]: ...` means the test 
 unit did not run. `[TIMEOUT]` is the harness's own no-progress timeout; the wrapper's wall-clock
 timeout leaves a status file with exit code 124.
 
-Usage: redis-suite-report.py OUT-DIR TARGET-DESCRIPTION UNIT...
+Usage: redis-suite-report.py --out OUT-DIR --target DESCRIPTION [--tree TREE --probe-port PORT] UNIT...
 Reads OUT-DIR/<slug>.log and OUT-DIR/<slug>.status ("rc seconds"), writes OUT-DIR/summary.md and
 OUT-DIR/summary.json, and prints the markdown table.
+
+With --tree and --probe-port it also lists, per unit, the Redis commands the unit's file calls
+that the server under test answers "unknown command": the blockers an exception early in a
+unit hides. Each command is sent once with no arguments (a known command then answers an arity
+error and does nothing); commands that would act without arguments (SHUTDOWN, SAVE, MONITOR,
+SYNC, ...) are not sent.
 """
 
+import argparse
 import json
 import re
+import socket
 import sys
 from collections import Counter
 from pathlib import Path
@@ -89,11 +97,20 @@ def parse(log_text: str) -> dict:
         elif status == "exception":
             message = data.replace("Executing test client: ", "", 1).rstrip(".")
             # Tcl's errorInfo says which command raised it: 'while executing "r flushall"'.
+            # The innermost frame is the generic `r` proc; name the first "r ..." call instead,
+            # and the procedure it was in (run_external_server_test: setting up a block).
             where = ""
-            for k, d in enumerate(details):
-                if d.strip() == "while executing" and k + 1 < len(details):
-                    where = details[k + 1].strip().strip('"')
+            quoted = [(k, d.strip()) for k, d in enumerate(details) if d.strip().startswith('"')]
+            for k, q in quoted:
+                if re.match(r'^"r \S', q):
+                    where = q.strip('"')
+                    if k + 1 < len(details):
+                        proc = re.search(r'\(procedure "([^"]+)"', details[k + 1])
+                        if proc:
+                            where += f" in {proc.group(1)}"
                     break
+            if not where and quoted:
+                where = quoted[0][1].strip('"')
             result["exception"] = {"message": message[:300], "while_executing": where[:120],
                                    "reason": reason_of(message)}
             i = j
@@ -116,10 +133,57 @@ def outcome_of(rc: int, parsed: dict) -> str:
     return "completed" if parsed["failed"] == 0 else "completed with failures"
 
 
+# Not sent by the probe: with no arguments these act (stop, persist, stream, block, fail over),
+# and DEBUG is excluded by tag anyway.
+NOT_PROBED = {"SHUTDOWN", "SAVE", "BGSAVE", "BGREWRITEAOF", "MONITOR", "SYNC", "PSYNC", "FAILOVER",
+              "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "RESET", "DEBUG"}
+# What the suite itself sends before every start_server block in external mode
+# (run_external_server_test in tests/support/server.tcl): an error there ends the unit.
+SETUP_COMMANDS = ["FLUSHALL", "FUNCTION"]
+CALL = re.compile(r"(?:\br(?: -?\d+)?|\$r[a-z0-9_]*|\bR \d+|\[Rn \d+\]|\$\w+) ([a-zA-Z][a-zA-Z_.]*)\b")
+
+
+def redis_commands(tree: Path) -> set:
+    names = set()
+    for f in (tree / "src" / "commands").glob("*.json"):
+        for name, spec in json.loads(f.read_text()).items():
+            if "container" not in spec:
+                names.add(name.upper())
+    return names
+
+
+def commands_used(unit_file: Path, known: set) -> set:
+    text = unit_file.read_text(errors="replace")
+    return {m.group(1).upper() for m in CALL.finditer(text)} & known
+
+
+def probe(port: int, command: str) -> str:
+    """The first line of the server's reply to COMMAND with no arguments."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"*1\r\n$%d\r\n%s\r\n" % (len(command), command.encode()))
+            data = b""
+            while b"\r\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            return data.split(b"\r\n", 1)[0].decode(errors="replace")
+    except OSError as e:
+        return f"(probe failed: {e})"
+
+
 def main() -> int:
-    out = Path(sys.argv[1])
-    target = sys.argv[2]
-    units = sys.argv[3:]
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--target", required=True)
+    parser.add_argument("--tree")
+    parser.add_argument("--probe-port", type=int)
+    parser.add_argument("units", nargs="+")
+    args = parser.parse_args()
+    out, target, units = Path(args.out), args.target, args.units
+    known = redis_commands(Path(args.tree)) if args.tree and args.probe_port else set()
+    probed = {}
     rows = []
     totals = Counter()
     all_reasons = Counter()
@@ -141,8 +205,15 @@ def main() -> int:
         all_reasons.update({r: n for r, n in reasons.items()})
         for key in ("passed", "failed", "skipped", "ignored", "ignored_blocks"):
             totals[key] += parsed[key]
+        missing = []
+        if known:
+            for command in sorted(commands_used(Path(args.tree) / "tests" / f"{unit}.tcl", known) - NOT_PROBED):
+                if command not in probed:
+                    probed[command] = probe(args.probe_port, command)
+                if re.search(r"unknown command", probed[command], re.I):
+                    missing.append(command)
         rows.append({"unit": unit, "outcome": outcome, "exit": rc, "seconds": seconds, **parsed,
-                     "reasons": reasons.most_common()})
+                     "reasons": reasons.most_common(), "unknown_commands_used": missing})
 
     md = [f"# Redis test suite against {target}", "",
           "| unit | outcome | passed | failed | ignored tests | ignored blocks | skipped | seconds | main reasons |",
@@ -158,6 +229,14 @@ def main() -> int:
            "## Failure reasons, all units", "", "| reason | count |", "|---|---:|"]
     for reason, n in all_reasons.most_common():
         md.append(f"| {reason.replace('|', '/')} | {n} |")
+    if known:
+        md += ["", "## Commands each unit calls that the target answers \"unknown command\"", "",
+               "Probed once each with no arguments; what fails first in a unit hides the rest.",
+               "The suite's own setup before every block sends FLUSHALL and FUNCTION FLUSH; the target answers: "
+               + "; ".join(f"{c}: `{probe(args.probe_port, c)}`" for c in SETUP_COMMANDS), "",
+               "| unit | unknown commands |", "|---|---|"]
+        for r in rows:
+            md.append(f"| {r['unit']} | {' '.join(r['unknown_commands_used']) or '(none)'} |")
     md += ["", "## Failed tests", ""]
     for r in rows:
         if not r["failures"] and not r["exception"]:
@@ -178,6 +257,11 @@ def main() -> int:
     print("Failure reasons, all units:")
     for reason, n in all_reasons.most_common(15):
         print(f"  {n:4d}  {reason}")
+    if known:
+        print()
+        print("Commands each unit calls that the target answers 'unknown command':")
+        for r in rows:
+            print(f"  {r['unit']:18s} {' '.join(r['unknown_commands_used']) or '(none)'}")
     return 0
 
 
