@@ -231,7 +231,8 @@ def main() -> int:
         md.append(f"| {reason.replace('|', '/')} | {n} |")
     if known:
         md += ["", "## Commands each unit calls that the target answers \"unknown command\"", "",
-               "Probed once each with no arguments; what fails first in a unit hides the rest.",
+               "Probed once each with no arguments; the whole file is scanned, tests excluded by tag too;",
+               "what fails first in a unit hides the rest.",
                "The suite's own setup before every block sends FLUSHALL and FUNCTION FLUSH; the target answers: "
                + "; ".join(f"{c}: `{probe(args.probe_port, c)}`" for c in SETUP_COMMANDS), "",
                "| unit | unknown commands |", "|---|---|"]
