@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034,SC2154 # sourced: the caller sets work, node_pid and reads follower
 # A local 3-node kvd cluster on a fixed block of loopback ports, for the compatibility scripts
 # (scripts/redis-suite.sh, scripts/client-compat.sh). Sourced after scripts/lib/local-cluster.sh,
 # whose start_node, leader_id, client_port and kill_and_reap it uses.
