@@ -93,12 +93,13 @@ has_deb_src() {
 add_deb_src() {
     local debian=/etc/apt/sources.list.d/debian.sources
     [ -f "$debian" ] || { echo "redis-suite.sh: no deb-src entry and no $debian to mirror; add a deb-src line for Debian's main archive" >&2; exit 1; }
-    echo "redis-suite.sh: adding /etc/apt/sources.list.d/kvd-deb-src.sources (deb-src twin of $debian)"
+    echo "redis-suite.sh: adding /etc/apt/sources.list.d/kvd-deb-src.sources (deb-src twin of $debian)" >&2
     sed -e 's/^Types:[[:space:]]*deb[[:space:]]*$/Types: deb-src/' "$debian" | as_root tee /etc/apt/sources.list.d/kvd-deb-src.sources >/dev/null
-    as_root apt-get update -qq
+    as_root apt-get update -qq >&2
 }
 
-# redis_tree: prints the unpacked source tree, fetching it the first time.
+# redis_tree: prints the unpacked source tree, fetching it the first time (its messages go to
+# stderr: the caller reads the path from stdout).
 redis_tree() {
     local tree
     tree=$(find "$cache/src" -mindepth 1 -maxdepth 1 -type d -name 'redis-*' 2>/dev/null | sort | tail -1)
@@ -111,7 +112,7 @@ redis_tree() {
     mkdir -p "$cache/src"
     (cd "$cache/src" && apt-get source -qq redis >/dev/null 2>"$cache/apt-source.log") || {
         # The package lists may predate the deb-src entry.
-        as_root apt-get update -qq
+        as_root apt-get update -qq >&2
         (cd "$cache/src" && apt-get source -qq redis >/dev/null 2>"$cache/apt-source.log")
     } || { echo "redis-suite.sh: apt-get source redis failed; see $cache/apt-source.log" >&2; exit 1; }
     tree=$(find "$cache/src" -mindepth 1 -maxdepth 1 -type d -name 'redis-*' | sort | tail -1)
