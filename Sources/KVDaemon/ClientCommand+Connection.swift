@@ -24,6 +24,8 @@ public enum ConnectionCommand: Hashable, Sendable {
     case unwatch
     /// `RESET`: back to a new connection's state (RESP2, no name, no transaction, no watches).
     case reset
+    /// `FUNCTION FLUSH`: kvd has no functions (no scripting), so there is nothing to delete.
+    case functionFlush
 }
 
 extension CommandParser {
@@ -72,7 +74,7 @@ extension CommandParser {
         "TYPE", "SUBSTR", "TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME", "DBSIZE", "SCAN", "KEYS", "WATCH", "MULTI", "EXEC",
         "DISCARD", "UNWATCH", "RESET", "SETEX", "PSETEX", "GETSET", "GETDEL", "GETEX", "MSET", "MSETNX", "APPEND",
         "SETRANGE", "INCRBYFLOAT", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "PERSIST", "UNLINK", "RENAME",
-        "RENAMENX", "COPY", "FLUSHDB", "FLUSHALL", "DELIFEQ", "DELEX",
+        "RENAMENX", "COPY", "FLUSHDB", "FLUSHALL", "DELIFEQ", "DELEX", "FUNCTION",
     ]
 
     static func parseConfig(_ args: [[UInt8]]) throws(CommandError) -> ClientCommand {
@@ -91,6 +93,16 @@ extension CommandParser {
     static func parseCommand(_ args: [[UInt8]]) -> ClientCommand {
         guard let sub = args.first, upper(sub) == "COUNT" else { return .emptyArray }
         return .connection(.commandCount)
+    }
+
+    /// `FUNCTION FLUSH [ASYNC|SYNC]` (Redis's test suite sends it before every test file); every
+    /// other `FUNCTION` subcommand is refused, since kvd runs no scripts.
+    static func parseFunction(_ args: [[UInt8]]) throws(CommandError) -> ClientCommand {
+        guard let sub = args.first else { throw arity("FUNCTION") }
+        guard upper(sub) == "FLUSH", args.count <= 2 else {
+            throw CommandError("FUNCTION \(String(decoding: sub.prefix(64), as: UTF8.self)) is not supported: kvd runs no scripts or functions")
+        }
+        return .connection(.functionFlush)
     }
 
     static func parseSelect(_ args: [[UInt8]]) throws(CommandError) -> ClientCommand {

@@ -83,6 +83,7 @@ public enum CommandParser {
         case "HELLO": return try parseHello(args)
         case "CLIENT": return try parseClient(args)
         case "SELECT": return try parseSelect(args)
+        case "FUNCTION": return try parseFunction(args)
         case "GETMETA": return .getMeta(try exactly(1, args, name)[0])
         case "SCAN": return try parseScan(args, countMax: scanCountMax)
         case "KEYS": return .keys(pattern: try exactly(1, args, name)[0])

@@ -306,6 +306,7 @@ final class ClientConnection: ChannelDuplexHandler {
             watched = []
             return .ok
         case .exec: return .err("EXEC without MULTI")
+        case .functionFlush: return .ok
         case .reset:
             transaction = nil
             watched = []
