@@ -80,7 +80,7 @@ extension CommandParser {
             return (.setRange(key: rest[0], offset: UInt64(offset), value: rest[2], fence: fence), .standard)
         case "INCRBYFLOAT":
             let rest = try exactly(2, args, name)
-            guard let delta = KVStateMachine.parseFloat(rest[1]) else { throw CommandError("value is not a valid float") }
+            guard let delta = parseIncrement(rest[1]) else { throw CommandError("value is not a valid float") }
             return (.incrementFloat(key: rest[0], delta: delta, fence: fence), .standard)
         case "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT": return (try parseExpire(name, args), .standard)
         case "PERSIST": return (.persist(key: try exactly(1, args, name)[0]), .standard)
@@ -97,6 +97,16 @@ extension CommandParser {
             return (.deleteIf(key: rest[0], condition: .equal(rest[1]), fence: fence), .standard)
         case "DELEX": return (try parseDelEx(args, fence: fence), .standard)
         default: return nil
+        }
+    }
+
+    /// An INCRBYFLOAT increment: a finite decimal number, or an infinity, which Redis accepts here
+    /// and then refuses as producing an infinite value.
+    static func parseIncrement(_ bytes: [UInt8]) -> Double? {
+        switch upper(bytes) {
+        case "INF", "+INF", "INFINITY", "+INFINITY": return .infinity
+        case "-INF", "-INFINITY": return -.infinity
+        default: return KVStateMachine.parseFloat(bytes)
         }
     }
 
@@ -173,25 +183,35 @@ extension CommandParser {
         }
     }
 
+    /// The largest Unix time in milliseconds a relative deadline may be added to (year 2109):
+    /// a relative time that would overflow past it is refused when parsed, as Redis refuses it.
+    static let expireBaseMillisMax: Int64 = 1 << 42
+
     static func parseExpire(_ name: String, _ args: [[UInt8]]) throws(CommandError) -> KVOperation {
-        guard args.count == 2 || args.count == 3 else { throw arity(name) }
+        guard args.count >= 2 else { throw arity(name) }
         let amount = try signed(args[1])
         let inSeconds = name == "EXPIRE" || name == "EXPIREAT"
-        guard let millis = inSeconds ? millisFromSeconds(amount) : amount else {
-            throw CommandError("invalid expire time in '\(name.lowercased())' command")
-        }
+        let relative = !name.hasSuffix("AT")
+        let invalid = CommandError("invalid expire time in '\(name.lowercased())' command")
+        guard let millis = inSeconds ? millisFromSeconds(amount) : amount else { throw invalid }
+        if relative, millis.addingReportingOverflow(expireBaseMillisMax).overflow { throw invalid }
         var condition = ExpireCondition.always
-        if args.count == 3 {
-            switch upper(args[2]) {
-            case "NX": condition = .ifNone
-            case "XX": condition = .ifSome
-            case "GT": condition = .ifLater
-            case "LT": condition = .ifEarlier
-            default: throw CommandError("Unsupported option \(String(decoding: args[2].prefix(64), as: UTF8.self))")
+        for option in args.dropFirst(2) {
+            switch upper(option) {
+            case "NX": condition.insert(.ifNone)
+            case "XX": condition.insert(.ifSome)
+            case "GT": condition.insert(.ifLater)
+            case "LT": condition.insert(.ifEarlier)
+            default: throw CommandError("Unsupported option \(String(decoding: option.prefix(64), as: UTF8.self))")
             }
         }
-        let time: ExpireTime = name.hasSuffix("AT") ? .at(unixMillis: millis) : .after(millis: millis)
-        return .expire(key: args[0], at: time, condition: condition)
+        if condition.contains(.ifNone), condition != .ifNone {
+            throw CommandError("NX and XX, GT or LT options at the same time are not compatible")
+        }
+        if condition.isSuperset(of: [.ifLater, .ifEarlier]) {
+            throw CommandError("GT and LT options at the same time are not compatible")
+        }
+        return .expire(key: args[0], at: relative ? .after(millis: millis) : .at(unixMillis: millis), condition: condition)
     }
 
     static func parseCopy(_ args: [[UInt8]]) throws(CommandError) -> KVOperation {

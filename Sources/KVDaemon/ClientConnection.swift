@@ -252,6 +252,8 @@ final class ClientConnection: ChannelDuplexHandler {
         case .watch: return .err("WATCH inside MULTI is not allowed")
         case .write(let operation, nil, let style): queued = (operation, style)
         case .read(let read): queued = (.read(read), .standard)
+        case .ping(let message): queued = (.read(.echo(message)), .standard)
+        case .echo(let message): queued = (.read(.echo(message)), .standard)
         default:
             transaction?.failed = true
             return .err("this command cannot run inside MULTI on kvd (only key reads and writes can; docs/PROTOCOL.md)")

@@ -39,11 +39,11 @@ public enum RESPProtocolError: Error, Hashable, Sendable, CustomStringConvertibl
         switch self {
         case .invalidMultibulkLength: return "Protocol error: invalid multibulk length"
         case .multibulkLengthTooLarge(let length, let limit):
-            return "Protocol error: multibulk length \(length) exceeds the limit of \(limit)"
+            return "Protocol error: invalid multibulk length \(length): the limit is \(limit)"
         case .expectedBulkString(let byte): return "Protocol error: expected '$', got '\(Self.printable(byte))'"
         case .invalidBulkLength: return "Protocol error: invalid bulk length"
         case .bulkLengthTooLarge(let length, let limit):
-            return "Protocol error: bulk length \(length) exceeds the limit of \(limit) bytes"
+            return "Protocol error: invalid bulk length \(length): the limit is \(limit) bytes"
         case .expectedCRLF: return "Protocol error: expected CRLF"
         case .lineTooLong(let limit): return "Protocol error: too big count string (over \(limit) bytes)"
         case .inlineRequestTooLong(let limit): return "Protocol error: too big inline request (over \(limit) bytes)"

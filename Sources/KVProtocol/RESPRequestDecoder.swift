@@ -97,9 +97,8 @@ public struct RESPRequestDecoder: ByteToMessageDecoder, Sendable {
             let line = try lineReader.readLine(
                 &buffer, ending: .crlf, limit: limits.lineBytesMax, tooLong: .lineTooLong(limit: limits.lineBytesMax))
         else { return false }
-        guard let count = parseRESPInteger(Array(line.dropFirst())), count >= -1 else {
-            throw .invalidMultibulkLength
-        }
+        // As in Redis, a count of zero or below is an empty request, ignored.
+        guard let count = parseRESPInteger(Array(line.dropFirst())) else { throw .invalidMultibulkLength }
         guard count <= limits.arrayElementsMax else {
             throw .multibulkLengthTooLarge(length: Int(count), limit: limits.arrayElementsMax)
         }

@@ -78,7 +78,8 @@ extension KVOperation {
             case 1: time = .at(unixMillis: try reader.readInt64())
             case let other: throw DecodingError(offset: reader.offset - 1, reason: "bad expire time kind \(other)")
             }
-            guard let condition = ExpireCondition(rawValue: try reader.readByte()) else {
+            let condition = ExpireCondition(rawValue: try reader.readByte())
+            guard ExpireCondition.all.isSuperset(of: condition) else {
                 throw DecodingError(offset: reader.offset - 1, reason: "bad expire condition")
             }
             self = .expire(key: key, at: time, condition: condition)
@@ -197,6 +198,9 @@ extension KVRead {
         case .getRange(let key, let start, let end): writer.write(UInt8(5)); writer.write(key); writer.write(start); writer.write(end)
         case .ttl(let key, let form): writer.write(UInt8(6)); writer.write(key); writer.write(form.rawValue)
         case .dbsize: writer.write(UInt8(7))
+        case .echo(let message):
+            writer.write(UInt8(8)); writer.write(message != nil)
+            if let message { writer.write(message) }
         }
     }
 
@@ -216,6 +220,7 @@ extension KVRead {
             }
             self = .ttl(key, form)
         case 7: self = .dbsize
+        case 8: self = .echo(try reader.readBool() ? try reader.readBytes() : nil)
         case let other: throw DecodingError(offset: reader.offset - 1, reason: "bad read \(other)")
         }
     }

@@ -65,17 +65,23 @@ public enum ExpireTime: Hashable, Sendable {
     case at(unixMillis: Int64)
 }
 
-/// `EXPIRE`'s `NX|XX|GT|LT`. A key without a deadline counts as expiring never (infinitely late).
-public enum ExpireCondition: UInt8, Hashable, Sendable {
-    case always = 0
+/// `EXPIRE`'s `NX|XX|GT|LT`, which may be combined (`XX LT`) except as Redis forbids (`NX` with
+/// any other, `GT` with `LT`). A key without a deadline counts as expiring never (infinitely late).
+public struct ExpireCondition: OptionSet, Hashable, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    public static let always: ExpireCondition = []
     /// `NX`: only if the key has no deadline.
-    case ifNone = 1
+    public static let ifNone = ExpireCondition(rawValue: 1)
     /// `XX`: only if the key has a deadline.
-    case ifSome = 2
+    public static let ifSome = ExpireCondition(rawValue: 2)
     /// `GT`: only if the new deadline is later than the current one.
-    case ifLater = 3
+    public static let ifLater = ExpireCondition(rawValue: 4)
     /// `LT`: only if the new deadline is earlier than the current one.
-    case ifEarlier = 4
+    public static let ifEarlier = ExpireCondition(rawValue: 8)
+    /// Every bit a condition may have.
+    static let all: ExpireCondition = [.ifNone, .ifSome, .ifLater, .ifEarlier]
 }
 
 /// `GETEX`'s change to the key's deadline.
@@ -119,4 +125,6 @@ public enum KVRead: Hashable, Sendable {
     case getRange([UInt8], start: Int64, end: Int64)
     case ttl([UInt8], TTLForm)
     case dbsize
+    /// `PING [message]` or `ECHO message` inside a transaction: `PONG`, or the message.
+    case echo([UInt8]?)
 }

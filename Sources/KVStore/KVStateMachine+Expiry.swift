@@ -17,19 +17,16 @@ extension KVStateMachine {
         switch time {
         case .after(let millis):
             let (sum, overflow) = Int64(clamping: clockMillis).addingReportingOverflow(millis)
-            guard !overflow else { return .error(.invalid("invalid expire time")) }
+            guard !overflow else { return .error(.invalid("invalid expire time in 'expire' command")) }
             wanted = sum
         case .at(let unixMillis): wanted = unixMillis
         }
-        let holds: Bool
-        switch condition {
-        case .always: holds = true
-        case .ifNone: holds = existing.expiresAt == nil
-        case .ifSome: holds = existing.expiresAt != nil
+        var holds = true
+        if condition.contains(.ifNone) { holds = holds && existing.expiresAt == nil }
+        if condition.contains(.ifSome) { holds = holds && existing.expiresAt != nil }
         // No deadline counts as infinitely late: GT never holds, LT always does.
-        case .ifLater: holds = existing.expiresAt.map { wanted > Int64(clamping: $0) } ?? false
-        case .ifEarlier: holds = existing.expiresAt.map { wanted < Int64(clamping: $0) } ?? true
-        }
+        if condition.contains(.ifLater) { holds = holds && existing.expiresAt.map { wanted > Int64(clamping: $0) } ?? false }
+        if condition.contains(.ifEarlier) { holds = holds && existing.expiresAt.map { wanted < Int64(clamping: $0) } ?? true }
         guard holds else { return .integer(0) }
         if wanted <= Int64(clamping: clockMillis) {
             try remove(key)

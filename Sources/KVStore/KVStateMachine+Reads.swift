@@ -37,6 +37,7 @@ extension KVStateMachine {
             case .unixMillis: return .integer(Int64(clamping: expiresAt))
             }
         case .dbsize: return .integer(Int64(keyCount))
+        case .echo(let message): return message.map { .value($0) } ?? .status("PONG")
         }
     }
 

@@ -46,9 +46,14 @@ struct RequestDecoderTests {
         #expect(requestError(bytes(line + "\r\n")) == .unbalancedQuotes)
     }
 
+    @Test("a negative or zero multibulk count is an empty request, skipped as Redis skips it")
+    func negativeCountIsSkipped() throws {
+        #expect(requestError(bytes("*-5\r\n")) == nil)
+        #expect(try decodeRequests(bytes("*-10\r\n*0\r\n*1\r\n$4\r\nPING\r\n")) == [[bytes("PING")]])
+    }
+
     @Test("garbage headers are protocol errors with Redis's wording")
     func garbage() {
-        #expect(requestError(bytes("*-5\r\n")) == .invalidMultibulkLength)
         #expect(requestError(bytes("*abc\r\n")) == .invalidMultibulkLength)
         #expect(requestError(bytes("*1\r\n$abc\r\n")) == .invalidBulkLength)
         #expect(requestError(bytes("*1\r\n$-1\r\n")) == .invalidBulkLength)
