@@ -31,6 +31,8 @@ final class ClientConnection: ChannelDuplexHandler {
         var connectionsMax: Int
         var connections: ClientChannels
         var courier: ReplyCourier
+        /// The node's settings, for `CONFIG GET`.
+        var settings: [ConfigParameter] = []
     }
 
     /// A decoded request, parsed once.
@@ -317,10 +319,10 @@ final class ClientConnection: ChannelDuplexHandler {
             localReads = false
             return .simple("RESET")
         case .configGet(let patterns):
-            let parameters = Self.configParameters(connectionsMax: shared.connectionsMax)
+            let parameters = Self.configParameters(connectionsMax: shared.connectionsMax) + shared.settings
             var matched: [Reply] = []
-            for (name, value) in parameters where patterns.contains(where: { Glob.matches($0, Array(name.utf8)) }) {
-                matched += [.bulk(Array(name.utf8)), .bulk(Array(value.utf8))]
+            for parameter in parameters where patterns.contains(where: { Glob.matches($0, Array(parameter.name.utf8)) }) {
+                matched += [.bulk(Array(parameter.name.utf8)), .bulk(Array(parameter.value.utf8))]
             }
             return .map(matched)
         }
@@ -329,10 +331,10 @@ final class ClientConnection: ChannelDuplexHandler {
     /// What `CONFIG GET` shows: the Redis parameters that tools read, with kvd's answers (every
     /// write is in a log fsynced on a majority before it is acknowledged, there is one database,
     /// idle connections are never closed).
-    static func configParameters(connectionsMax: Int) -> [(String, String)] {
+    static func configParameters(connectionsMax: Int) -> [ConfigParameter] {
         [
-            ("appendfsync", "always"), ("appendonly", "yes"), ("databases", "1"), ("maxclients", "\(connectionsMax)"),
-            ("save", ""), ("timeout", "0"),
+            ConfigParameter("appendfsync", "always"), ConfigParameter("appendonly", "yes"), ConfigParameter("databases", "1"),
+            ConfigParameter("maxclients", "\(connectionsMax)"), ConfigParameter("save", ""), ConfigParameter("timeout", "0"),
         ]
     }
 

@@ -15,6 +15,8 @@ public struct ClientServer: Service {
         public var pipelineRequestsMax = 1024
         /// Open client connections; one more is told so and closed.
         public var connectionsMax = 1024
+        /// The node's settings as `CONFIG GET` shows them (name, value), beside Redis's parameters.
+        public var settings: [ConfigParameter] = []
         public init() {}
     }
 
@@ -32,7 +34,8 @@ public struct ClientServer: Service {
         let connections = ClientChannels()
         let shared = ClientConnection.Shared(
             loop: loop, metrics: metrics, pipelineRequestsMax: limits.pipelineRequestsMax,
-            connectionsMax: limits.connectionsMax, connections: connections, courier: loop.courier)
+            connectionsMax: limits.connectionsMax, connections: connections, courier: loop.courier,
+            settings: limits.settings)
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 256)

@@ -180,7 +180,22 @@ struct IntegerSetting {
     }
 }
 
+/// One name and value shown by `CONFIG GET`.
+public struct ConfigParameter: Hashable, Sendable {
+    public var name: String
+    public var value: String
+    public init(_ name: String, _ value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
 extension ClusterSettings {
+    /// Every setting with its value, in documentation order (what `CONFIG GET` shows).
+    public var parameters: [ConfigParameter] {
+        [ConfigParameter("cluster-id", clusterID)] + IntegerSetting.all.map { ConfigParameter($0.name, String(self[keyPath: $0.keyPath])) }
+    }
+
     /// Every setting name, `cluster-id` included, in documentation order.
     public static var names: [String] { ["cluster-id"] + IntegerSetting.all.map(\.name) }
 

@@ -167,6 +167,7 @@ public enum Daemon {
         limits.request = RESPLimits(bulkBytesMax: config.settings.requestBytesMax)
         limits.pipelineRequestsMax = config.settings.pipelineRequestsMax
         limits.connectionsMax = config.settings.clientConnectionsMax
+        limits.settings = config.settings.parameters
         do {
             return try await ClientServer.bind(
                 host: me.client.host, port: me.client.port, limits: limits, loop: loop, group: group, metrics: metrics,
@@ -218,10 +219,10 @@ public enum Daemon {
 
     /// `/health`: the node's view, as JSON.
     static func healthJSON(_ loop: RaftLoopHandle) async -> String {
-        guard case .bulk(let bytes?) = await loop.submit(.info(sections: ["kvd"]), localReads: true) else {
+        guard case .verbatim(let text) = await loop.submit(.info(sections: ["kvd"]), localReads: true) else {
             return "{\"has_leader\":false,\"error\":\"node is shutting down\"}"
         }
-        return healthJSON(info: String(decoding: bytes, as: UTF8.self))
+        return healthJSON(info: text)
     }
 
     /// The `/health` body for an `INFO` reply: every field, numbers as JSON numbers, plus

@@ -277,7 +277,7 @@ public final class RaftDriver {
         case .quit, .readOnly: reply.send(.ok)
         case .emptyArray: reply.send(.array([]))
         case .connection: reply.send(.err("connection commands are answered by the connection"))
-        case .info(let sections): reply.send(.bulk(Array(infoText(sections: sections).utf8)))
+        case .info(let sections): reply.send(.verbatim(infoText(sections: sections)))
         case .read, .getMeta, .list, .owner, .leaseTTL, .scan, .keys, .watch:
             startRead(command, localReads: localReads, deadline: deadline, reply: reply)
         case .write(let operation, let session, let style):

@@ -11,6 +11,7 @@ extension Reply {
         case .bulk(let bytes): return bytes.map { .bulkString($0) } ?? .nullBulkString
         case .array(let values): return values.map { .array($0.map(\.resp)) } ?? .nullArray
         case .map(let elements): return .array(elements.map(\.resp))
+        case .verbatim(let text): return .bulkString(Array(text.utf8))
         }
     }
 }
@@ -23,7 +24,8 @@ public enum RESPVersion: Int, Sendable {
 
 extension ByteBuffer {
     /// Appends `reply` as `version` encodes it. RESP3 differs from RESP2 only where a reply has a
-    /// RESP3 type of its own: the null (`_`) for both of RESP2's nil replies, and maps (`%`).
+    /// RESP3 type of its own: the null (`_`) for both of RESP2's nil replies, maps (`%`) and
+    /// verbatim text (`=`, format `txt`).
     public mutating func writeReply(_ reply: Reply, _ version: RESPVersion) {
         guard version == .resp3 else {
             writeRESPValue(reply.resp)
@@ -40,6 +42,10 @@ extension ByteBuffer {
         case .map(let elements):
             writeString("%\(elements.count / 2)\r\n")
             for element in elements { writeReply(element, version) }
+        case .verbatim(let text):
+            writeString("=\(text.utf8.count + 4)\r\ntxt:")
+            writeString(text)
+            writeStaticString("\r\n")
         }
     }
 }

@@ -11,6 +11,8 @@ public enum Reply: Hashable, Sendable {
     case array([Reply]?)
     /// Keys and values alternating: a RESP3 map (`%`), or a flat array in RESP2 (as Redis does).
     case map([Reply])
+    /// Text for people (`INFO`): a RESP3 verbatim string of format `txt`, a bulk string in RESP2.
+    case verbatim(String)
 
     public static let ok = Reply.simple("OK")
     public static let null = Reply.bulk(nil)

@@ -15,11 +15,11 @@ import Foundation
         let connections = ClientChannels()
         let courier = ReplyCourier()
 
-        init(pipelineRequestsMax: Int = 1024, connectionsMax: Int = 1024) throws {
+        init(pipelineRequestsMax: Int = 1024, connectionsMax: Int = 1024, settings: [ConfigParameter] = []) throws {
             let shared = ClientConnection.Shared(
                 loop: RaftLoopHandle(mailbox: mailbox, courier: courier), metrics: DaemonMetrics(),
                 pipelineRequestsMax: pipelineRequestsMax, connectionsMax: connectionsMax, connections: connections,
-                courier: courier)
+                courier: courier, settings: settings)
             try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPRequestDecoder(limits: RESPLimits())))
             try channel.pipeline.syncOperations.addHandler(ClientConnection(shared: shared))
             try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 6379)).wait()
@@ -174,6 +174,12 @@ import Foundation
         #expect(text.contains("*0\r\n"), "no parameter matches max? or nothing")
         #expect(text.hasSuffix("$7\r\ntimeout\r\n$1\r\n0\r\n"))
         #expect(text.contains("*12\r\n"), "* lists all six")
+    }
+
+    @Test func configGetShowsTheNodesSettingsToo() throws {
+        let connection = try ClientConnectionTests.Connection(settings: ClusterSettings().parameters)
+        try connection.send(["CONFIG GET heartbeat-ms election*"])
+        #expect(try connection.written() == "*4\r\n$12\r\nheartbeat-ms\r\n$2\r\n50\r\n$19\r\nelection-timeout-ms\r\n$3\r\n500\r\n")
     }
 
     @Test func commandCountIsAnInteger() throws {
