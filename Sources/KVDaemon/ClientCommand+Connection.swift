@@ -1,3 +1,5 @@
+public import KVStore
+
 /// Commands about the client connection itself (the handshake Redis clients send first and the
 /// `CLIENT` bookkeeping they expect), answered by the connection without the Raft loop.
 public enum ConnectionCommand: Hashable, Sendable {
@@ -19,7 +21,9 @@ public enum ConnectionCommand: Hashable, Sendable {
     /// `MULTI`, `EXEC`, `DISCARD`, `UNWATCH`: the connection queues a transaction and sends it to
     /// the Raft loop as one write at `EXEC` (docs/PROTOCOL.md, "Transactions").
     case multi
-    case exec
+    /// `EXEC`, or `SESSION client-id seq EXEC`: the transaction is then exactly-once in that
+    /// session (a retry of the whole `MULTI ... EXEC` gets the first attempt's replies).
+    case exec(session: SessionStamp?)
     case discard
     case unwatch
     /// `RESET`: back to a new connection's state (RESP2, no name, no transaction, no watches).

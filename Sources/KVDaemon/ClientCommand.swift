@@ -89,7 +89,7 @@ public enum CommandParser {
         case "KEYS": return .keys(pattern: try exactly(1, args, name)[0])
         case "WATCH": return .watch(try atLeast(1, args, name))
         case "MULTI": _ = try exactly(0, args, name); return .connection(.multi)
-        case "EXEC": _ = try exactly(0, args, name); return .connection(.exec)
+        case "EXEC": _ = try exactly(0, args, name); return .connection(.exec(session: nil))
         case "DISCARD": _ = try exactly(0, args, name); return .connection(.discard)
         case "UNWATCH": _ = try exactly(0, args, name); return .connection(.unwatch)
         case "RESET": _ = try exactly(0, args, name); return .connection(.reset)
@@ -233,6 +233,9 @@ public enum CommandParser {
         let innerArgs = Array(args.dropFirst(3))
         switch innerName {
         case "LOCK": return try parseLock(innerArgs, session: stamp)
+        case "EXEC":
+            _ = try exactly(0, innerArgs, innerName)
+            return .connection(.exec(session: stamp))
         case "LEASE":
             guard case .write(let operation, nil, let style) = try parseLease(innerArgs) else {
                 throw CommandError("only writes can run in a session")

@@ -193,7 +193,7 @@ final class ClientConnection: ChannelDuplexHandler {
             slots.append(Slot(version: version, reply: reply))
             return
         }
-        if case .connection(.exec) = command {
+        if case .connection(.exec(let session)) = command {
             guard let queued = transaction else {
                 slots.append(Slot(version: version, reply: .err("EXEC without MULTI")))
                 return
@@ -206,7 +206,7 @@ final class ClientConnection: ChannelDuplexHandler {
                 return
             }
             post(
-                .write(.transaction(operations: queued.operations, watches: watches), session: nil, reply: .transaction(queued.styles)),
+                .write(.transaction(operations: queued.operations, watches: watches), session: session, reply: .transaction(queued.styles)),
                 request: request, sequence: sequence)
             return
         }

@@ -63,6 +63,8 @@ import Testing
         #expect(try parse("KEYS", "a*") == .keys(pattern: b("a*")))
         #expect(try parse("WATCH", "a", "b") == .watch([b("a"), b("b")]))
         #expect(try parse("MULTI") == .connection(.multi))
+        #expect(try parse("EXEC") == .connection(.exec(session: nil)))
+        #expect(try parse("SESSION", "5", "2", "EXEC") == .connection(.exec(session: SessionStamp(clientID: 5, sequence: 2))))
         #expect(try parse("FENCED", "L", "3", "APPEND", "k", "v")
             == .write(.append(key: b("k"), value: b("v"), fence: FenceCondition(lock: b("L"), token: 3)), session: nil, reply: .standard))
     }

@@ -133,6 +133,21 @@ import Testing
             == .transaction([.error(.invalid("this command cannot run inside MULTI"))]))
     }
 
+    @Test func aTransactionInASessionAppliesOnceAndARetryGetsTheKeptReplies() throws {
+        let kv = try KVFixture()
+        guard case .sessionRegistered(let client) = try kv.apply(.sessionRegister) else {
+            Issue.record("no session")
+            return
+        }
+        let stamp = SessionStamp(clientID: client, sequence: 1)
+        let transaction = KVOperation.transaction(
+            operations: [.increment(key: bytes("n"), delta: 1, fence: nil), .read(.get(bytes("n")))], watches: [])
+        let first = try kv.apply(transaction, session: stamp)
+        #expect(first == .transaction([.integer(1), .value(bytes("1"))]))
+        #expect(try kv.apply(transaction, session: stamp) == first)
+        #expect(try kv.value("n") == "1")
+    }
+
     @Test func newOperationsAndResultsRoundTripThroughTheCodec() throws {
         let operations: [KVOperation] = [
             .set(SetRequest(key: bytes("k"), value: bytes("v"), condition: .value(.notEqual(bytes("x"))), expiry: .at(unixMillis: 9),
