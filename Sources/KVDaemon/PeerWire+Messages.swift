@@ -16,6 +16,7 @@ public import RaftCore
 /// 7 TimeoutNow               (nothing)
 /// 8 ReadIndexRequest         origin, sequence
 /// 9 ReadIndexResponse        origin, sequence, readIndex?
+/// 10 ForwardedProposal       command bytes
 /// ```
 /// An entry is `u64 term, u64 index, u8 payload kind, payload bytes`, with the payload kind and
 /// bytes of `RaftCodec` (the same form the SQLite log stores); memberships use
@@ -32,6 +33,7 @@ extension PeerWire {
         case timeoutNow = 7
         case readIndexRequest = 8
         case readIndexResponse = 9
+        case forwardedProposal = 10
     }
 
     /// The fewest bytes any message takes (from, to, term, kind): bounds counts read off the wire.
@@ -112,6 +114,9 @@ extension PeerWire {
             writer.write(response.id.origin.rawValue)
             writer.write(response.id.sequence)
             writer.write(optional: response.readIndex?.rawValue)
+        case .forwardedProposal(let proposal):
+            writer.write(BodyKind.forwardedProposal.rawValue)
+            writer.write(proposal.command)
         }
     }
 
@@ -156,6 +161,8 @@ extension PeerWire {
             body = .readIndexResponse(
                 ReadIndexResponse(
                     id: try readRequestID(&reader), readIndex: try reader.readOptionalUInt64().map(LogIndex.init(_:))))
+        case .forwardedProposal:
+            body = .forwardedProposal(ForwardedProposal(command: try reader.readBytes()))
         }
         return Message(from: from, to: to, term: term, body: body)
     }
@@ -224,6 +231,7 @@ extension Message {
         switch body {
         case .appendEntries(let append): return append.entries.reduce(0) { $0 + $1.sizeBytes }
         case .installSnapshot(let chunk): return chunk.data.count + 64
+        case .forwardedProposal(let proposal): return proposal.command.count
         case .requestVote, .requestVoteResponse, .appendEntriesResponse, .installSnapshotResponse, .timeoutNow,
             .readIndexRequest, .readIndexResponse:
             return 0

@@ -13,7 +13,8 @@ public struct Message: Hashable, Sendable {
         self.body = body
     }
 
-    /// The RPCs of Figure 2 and §7, plus PreVote, TimeoutNow and follower ReadIndex (thesis §6.4).
+    /// The RPCs of Figure 2 and §7, plus PreVote, TimeoutNow, follower ReadIndex (thesis §6.4)
+    /// and proposals a follower forwards to its leader.
     public enum Body: Hashable, Sendable {
         case requestVote(RequestVote)
         case requestVoteResponse(RequestVoteResponse)
@@ -26,6 +27,10 @@ public struct Message: Hashable, Sendable {
         /// A follower asks the leader for a read index on behalf of one of its clients.
         case readIndexRequest(ReadIndexRequest)
         case readIndexResponse(ReadIndexResponse)
+        /// A follower passes a client's command to the leader, which appends it as if proposed
+        /// there. Nothing answers it: the follower learns the outcome by applying the log
+        /// (the command carries its own tag) or not at all (docs/PROTOCOL.md, "Followers").
+        case forwardedProposal(ForwardedProposal)
     }
 }
 
@@ -161,6 +166,12 @@ public struct ReadRequestID: Hashable, Sendable, CustomStringConvertible {
 public struct ReadIndexRequest: Hashable, Sendable {
     public var id: ReadRequestID
     public init(id: ReadRequestID) { self.id = id }
+}
+
+/// A client command a follower sends to its leader (`RaftNode.forwardProposal(_:)`).
+public struct ForwardedProposal: Hashable, Sendable {
+    public var command: [UInt8]
+    public init(command: [UInt8]) { self.command = command }
 }
 
 /// The leader's answer to a follower's read: the index to wait for, or nil if it refused

@@ -20,7 +20,7 @@ extension RaftNode {
             case .appendEntries, .installSnapshot:
                 becomeFollower(term: message.term, leader: message.from)
             case .requestVoteResponse, .appendEntriesResponse, .installSnapshotResponse, .timeoutNow,
-                .readIndexRequest, .readIndexResponse:
+                .readIndexRequest, .readIndexResponse, .forwardedProposal:
                 becomeFollower(term: message.term, leader: nil)
             }
             return true
@@ -41,7 +41,7 @@ extension RaftNode {
             case .requestVote(let request):
                 send(message.from, .requestVoteResponse(RequestVoteResponse(voteGranted: false, isPreVote: request.isPreVote)))
             case .requestVoteResponse, .appendEntriesResponse, .installSnapshotResponse, .timeoutNow,
-                .readIndexRequest, .readIndexResponse:
+                .readIndexRequest, .readIndexResponse, .forwardedProposal:
                 break
             }
             return false

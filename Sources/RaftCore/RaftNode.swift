@@ -253,6 +253,8 @@ public struct RaftNode: Sendable {
             handleReadIndexRequest(from: message.from, request)
         case .readIndexResponse(let response):
             handleReadIndexResponse(response)
+        case .forwardedProposal(let proposal):
+            handleForwardedProposal(from: message.from, proposal)
         }
     }
 

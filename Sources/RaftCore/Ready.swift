@@ -136,7 +136,7 @@ extension Message {
             // A vote, the candidate's for itself included, must be durable before anyone hears of
             // it (§5.1); pre-votes persist nothing but are no leader's replication either.
             return false
-        case .readIndexRequest, .readIndexResponse:
+        case .readIndexRequest, .readIndexResponse, .forwardedProposal:
             // Not replication traffic; keeping the early set to replication keeps the rule small,
             // and a read's latency is dominated by its heartbeat round, not by this write.
             return false
