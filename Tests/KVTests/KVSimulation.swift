@@ -436,7 +436,7 @@ final class KVSimulation {
                 throw KVSimViolation("Client requests parse", "\(arguments.map { String(decoding: $0, as: UTF8.self) }): \(error)")
             }
             requestOwner[request] = client
-            node.inputs.append(.command(command, localReads: false, outbox.responder(for: request)))
+            node.inputs.append(.command(command, routing: CommandRouting(), outbox.responder(for: request)))
         case .reply(let client, let request, let reply):
             clients[client].receive(reply, request: request, sim: self)
         }
