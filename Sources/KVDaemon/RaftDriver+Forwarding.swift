@@ -37,7 +37,8 @@ extension RaftDriver {
     func forwards(_ routing: CommandRouting) -> Bool { settings.forwardsToLeader && !routing.redirects }
 
     /// Sends a write to the leader. Refused at once, definitely, when no leader is known or too
-    /// many forwards wait; otherwise the client waits for the entry to apply here.
+    /// many forwards wait; otherwise the client waits for the entry to apply here, or for the
+    /// leader's refusal (definite too).
     func forward(_ operation: KVOperation, session: SessionStamp?, kind: PendingWrite.Kind, deadline: UInt64, reply: Responder) {
         guard requests.forwardCount < settings.forwardedWritesMax else {
             metrics.proposalsFailed.increment()
@@ -49,7 +50,7 @@ extension RaftDriver {
         let origin = ProposalOrigin(nodeID: node.id.rawValue, sequence: forwardSequence)
         let command = KVCommand(session: session, timestampMillis: wallMillis(), operation: operation, origin: origin)
         do {
-            _ = try node.forwardProposal(command.encoded())
+            try node.forwardProposal(command.encoded(), id: origin.sequence)
         } catch {
             metrics.proposalsFailed.increment()
             reply.send(proposalErrorReply(error))
@@ -69,6 +70,14 @@ extension RaftDriver {
         answer(pending, with: outcome.result)
     }
 
+    /// The leader refused a forward: it was not appended, so the client's error is definite.
+    func finishRefusedForward(_ refused: RefusedForward) {
+        guard let pending = requests.takeForward(origin: ProposalOrigin(nodeID: node.id.rawValue, sequence: refused.id))
+        else { return }
+        metrics.proposalsFailed.increment()
+        pending.reply.send(proposalErrorReply(refused.error))
+    }
+
     /// On a leader, a forwarded command gets this leader's clock (commands carry the leader's
     /// wall clock, `KVCommand.timestampMillis`), keeping its origin and session stamp. A command
     /// that does not decode is dropped: its follower's client times out.
@@ -78,7 +87,7 @@ extension RaftDriver {
         command.timestampMillis = wallMillis()
         forwarding.writesReceived += 1
         var restamped = message
-        restamped.body = .forwardedProposal(ForwardedProposal(command: command.encoded()))
+        restamped.body = .forwardedProposal(ForwardedProposal(id: proposal.id, command: command.encoded()))
         return restamped
     }
 

@@ -78,6 +78,7 @@ extension RaftDriver {
             iterationWork.applyMillis += monotonicMillis() - applyStarted
         }
         for state in ready.readStates { finishReadState(state) }
+        for refused in ready.refusedForwards { finishRefusedForward(refused) }
         serveReadyReads()
     }
 

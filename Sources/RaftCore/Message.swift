@@ -28,9 +28,11 @@ public struct Message: Hashable, Sendable {
         case readIndexRequest(ReadIndexRequest)
         case readIndexResponse(ReadIndexResponse)
         /// A follower passes a client's command to the leader, which appends it as if proposed
-        /// there. Nothing answers it: the follower learns the outcome by applying the log
-        /// (the command carries its own tag) or not at all (docs/PROTOCOL.md, "Followers").
+        /// there. An accepted command is not acknowledged: the follower learns the outcome by
+        /// applying the log (the command carries its own tag; docs/PROTOCOL.md, "Followers").
         case forwardedProposal(ForwardedProposal)
+        /// The receiver of a forwarded proposal did not append it and never will.
+        case forwardedProposalRefused(ForwardedProposalRefusal)
     }
 }
 
@@ -168,10 +170,35 @@ public struct ReadIndexRequest: Hashable, Sendable {
     public init(id: ReadRequestID) { self.id = id }
 }
 
-/// A client command a follower sends to its leader (`RaftNode.forwardProposal(_:)`).
+/// A client command a follower sends to its leader (`RaftNode.forwardProposal(_:id:)`). `id` is
+/// the follower's, unique among its forwards, and only echoed in a refusal.
 public struct ForwardedProposal: Hashable, Sendable {
+    public var id: UInt64
     public var command: [UInt8]
-    public init(command: [UInt8]) { self.command = command }
+    public init(id: UInt64, command: [UInt8]) {
+        self.id = id
+        self.command = command
+    }
+}
+
+/// Why a forwarded proposal was not appended: the command definitely did not take effect.
+public struct ForwardedProposalRefusal: Hashable, Sendable {
+    public var id: UInt64
+    public var reason: Reason
+
+    public init(id: UInt64, reason: Reason) {
+        self.id = id
+        self.reason = reason
+    }
+
+    public enum Reason: Hashable, Sendable {
+        /// The receiver does not lead (it names the leader it knows, if any).
+        case notLeader(leaderHint: NodeID?)
+        /// The leader is handing leadership to `target` (thesis §3.10).
+        case leadershipTransfer(target: NodeID)
+        /// The leader holds `uncommittedBytesMax` of uncommitted entries.
+        case uncommittedBytesLimit
+    }
 }
 
 /// The leader's answer to a follower's read: the index to wait for, or nil if it refused

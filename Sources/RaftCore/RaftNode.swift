@@ -34,6 +34,8 @@ public struct RaftNode: Sendable {
 
     var outbox: [Message] = []
     var readStates: [ReadState] = []
+    /// Forwarded proposals refused since the last `Ready`.
+    var refusedForwards: [RefusedForward] = []
     /// Reads this follower forwarded to a leader and is waiting on.
     var forwardedReads: [ReadRequestID: ForwardedRead] = [:]
 
@@ -122,7 +124,7 @@ public struct RaftNode: Sendable {
 
     /// Whether `takeReady()` has anything for the driver.
     public var hasReady: Bool {
-        if !outbox.isEmpty || !readStates.isEmpty || snapshotToInstall != nil || log.hasUnstable { return true }
+        if !outbox.isEmpty || !readStates.isEmpty || !refusedForwards.isEmpty || snapshotToInstall != nil || log.hasUnstable { return true }
         if !acceptedSnapshotChunks.isEmpty { return true }
         if currentHardState != lastHandedOutHardState { return true }
         if log.hasEntriesToApply { return true }
@@ -171,6 +173,8 @@ public struct RaftNode: Sendable {
         if let last = ready.committedEntries.last { log.applying = last.index }
         ready.readStates = readStates
         readStates = []
+        ready.refusedForwards = refusedForwards
+        refusedForwards = []
         readyOutstanding = true
         return ready
     }
@@ -255,6 +259,8 @@ public struct RaftNode: Sendable {
             handleReadIndexResponse(response)
         case .forwardedProposal(let proposal):
             handleForwardedProposal(from: message.from, proposal)
+        case .forwardedProposalRefused(let refusal):
+            handleForwardRefusal(refusal)
         }
     }
 

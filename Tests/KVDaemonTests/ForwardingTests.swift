@@ -96,6 +96,22 @@ import Testing
         #expect(try cluster.driver(follower).requests.forwardCount == 0)
     }
 
+    /// A leader that refuses a forward (here: it is handing leadership over, thesis §3.10) says
+    /// so, and the follower's client gets the definite `-NOTLEADER` naming the target at once.
+    @Test func refusedForwardIsDefinite() throws {
+        let cluster = try DriverCluster()
+        let leader = try cluster.electLeader()
+        let (follower, target) = (cluster.followers[0], cluster.followers[1])
+        // The target hears nothing, so the transfer stays under way.
+        cluster.drop = { $0.to == target }
+        #expect(try cluster.call(["LEADER", "TRANSFER", "\(target)"], at: leader) == .ok)
+        let box = try cluster.send(["SET", "k", "v"], to: follower)
+        try cluster.deliverAll()
+        #expect(box.reply == .error("NOTLEADER \(target) node\(target):6379"))
+        #expect(try cluster.driver(follower).requests.forwardCount == 0)
+        #expect(try cluster.driver(leader).machine.get(Array("k".utf8)) == nil)
+    }
+
     /// `forwarded-writes-max` bounds the forwards a follower keeps waiting; more are refused at
     /// once, definitely.
     @Test func forwardsBeyondTheLimitAreRefused() throws {
@@ -182,7 +198,7 @@ import Testing
             origin: ProposalOrigin(nodeID: follower.rawValue, sequence: 9))
         let message = Message(
             from: follower, to: leader, term: try cluster.driver(leader).status.currentTerm,
-            body: .forwardedProposal(ForwardedProposal(command: command.encoded())))
+            body: .forwardedProposal(ForwardedProposal(id: 9, command: command.encoded())))
         let restamped = try #require(try cluster.driver(leader).restampForwarded(message))
         guard case .forwardedProposal(let proposal) = restamped.body else {
             Issue.record("not a forwarded proposal any more")
