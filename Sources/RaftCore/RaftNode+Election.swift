@@ -43,7 +43,9 @@ extension RaftNode {
             case .forwardedProposal(let proposal):
                 // The sender thinks this node leads in an earlier term: tell it the command was
                 // not appended (in our term, so it learns the newer one too).
-                refuseForward(proposal, to: message.from, .notLeader(leaderHint: leaderID))
+                if admitForward(proposal.id, from: message.from) {
+                    refuseForward(proposal, to: message.from, .notLeader(leaderHint: leaderID))
+                }
             case .requestVoteResponse, .appendEntriesResponse, .installSnapshotResponse, .timeoutNow,
                 .readIndexRequest, .readIndexResponse, .forwardedProposalRefused:
                 break

@@ -7,7 +7,8 @@
 /// once; one lost on the way is indeterminate to its client.
 extension RaftNode {
     /// Sends `command` to the leader this follower knows and returns that leader. `id` comes
-    /// back in `Ready.refusedForwards` if the leader refuses the command. Throws `notLeader` on a
+    /// back in `Ready.refusedForwards` if the leader refuses the command; ids must increase from
+    /// one forward to the next, across restarts too (see `admitForward`). Throws `notLeader` on a
     /// leader (propose there instead), and on a follower that knows no leader, a candidate or a
     /// pre-candidate: then nothing was sent.
     @discardableResult
@@ -22,6 +23,7 @@ extension RaftNode {
     /// rules (no proposals during a leadership transfer, the uncommitted-bytes bound). Any other
     /// node, and a leader that cannot take it, refuses it: it is neither appended nor passed on.
     mutating func handleForwardedProposal(from follower: NodeID, _ proposal: ForwardedProposal) {
+        guard admitForward(proposal.id, from: follower) else { return }
         do {
             _ = try propose(proposal.command)
         } catch {
@@ -34,6 +36,18 @@ extension RaftNode {
             }
             refuseForward(proposal, to: follower, reason)
         }
+    }
+
+    /// Whether forward `id` from `follower` is new, recording it. A follower numbers its
+    /// forwards in increasing order, so one at or below the highest handled is a duplicate (or was
+    /// overtaken by a later one): it is dropped without an answer, so that a copy of a command
+    /// already appended is neither appended again nor refused (its client would be told, wrongly,
+    /// that it did not take effect). The transport never duplicates; this keeps the rule true on
+    /// a network that does.
+    mutating func admitForward(_ id: UInt64, from follower: NodeID) -> Bool {
+        if let seen = forwardsSeen[follower], id <= seen { return false }
+        forwardsSeen[follower] = id
+        return true
     }
 
     mutating func refuseForward(_ proposal: ForwardedProposal, to follower: NodeID, _ reason: ForwardedProposalRefusal.Reason) {

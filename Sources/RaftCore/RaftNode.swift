@@ -36,6 +36,8 @@ public struct RaftNode: Sendable {
     var readStates: [ReadState] = []
     /// Forwarded proposals refused since the last `Ready`.
     var refusedForwards: [RefusedForward] = []
+    /// The highest forward id handled from each node (`admitForward`).
+    var forwardsSeen: [NodeID: UInt64] = [:]
     /// Reads this follower forwarded to a leader and is waiting on.
     var forwardedReads: [ReadRequestID: ForwardedRead] = [:]
 

@@ -103,4 +103,27 @@ import Testing
         #expect(refusal.term == 2)
         #expect(refusal.body == .forwardedProposalRefused(ForwardedProposalRefusal(id: 9, reason: .notLeader(leaderHint: n2))))
     }
+
+    /// A duplicated forward (or one overtaken by a later forward) is dropped without an answer:
+    /// appended once, and never refused after its first copy was appended.
+    @Test func duplicateForwardIsAppendedOnce() throws {
+        var cluster = Cluster(voters: [n1, n2, n3])
+        cluster.elect(n1)
+        let copy = Message(from: n2, to: n1, term: 1, body: Self.forward("once", id: 3))
+        cluster.deliver(copy)
+        cluster.deliver(copy)
+        cluster.deliver(Message(from: n2, to: n1, term: 1, body: Self.forward("late", id: 2)))
+        cluster.deliverAll()
+        cluster.tick()
+        #expect(cluster.appliedCommands(n1) == ["once"])
+        #expect(Self.refusals(cluster, n2).isEmpty)
+        // After leadership moved away, a copy is still not refused by the old leader.
+        try cluster[n1].transferLeadership(to: n3)
+        cluster.deliverAll()
+        #expect(cluster[n3].isLeader)
+        cluster.deliver(copy)
+        cluster.deliverAll()
+        #expect(Self.refusals(cluster, n2).isEmpty)
+        #expect(cluster.appliedCommands(n2) == ["once"])
+    }
 }
