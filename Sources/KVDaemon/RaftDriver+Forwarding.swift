@@ -57,6 +57,7 @@ extension RaftDriver {
             return
         }
         forwarding.writes += 1
+        metrics.forwardedWrites.increment()
         requests.addForward(PendingWrite(term: node.status.currentTerm, kind: kind, deadline: deadline, reply: reply), origin: origin)
     }
 

@@ -185,6 +185,7 @@ extension RaftDriver {
                 return
             }
             forwarding.reads += 1
+            metrics.forwardedReads.increment()
         }
         readSequence += 1
         let id = ReadRequestID(origin: node.id, sequence: readSequence)
