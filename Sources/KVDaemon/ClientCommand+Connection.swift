@@ -30,6 +30,10 @@ public enum ConnectionCommand: Hashable, Sendable {
     case reset
     /// `FUNCTION FLUSH`: kvd has no functions (no scripting), so there is nothing to delete.
     case functionFlush
+    /// `CLIENT REDIRECT ON|OFF`: whether a follower answers this connection's writes and
+    /// linearizable reads with `-NOTLEADER` (ON) instead of forwarding them to the leader (OFF,
+    /// the default); docs/PROTOCOL.md, "Followers".
+    case redirect(Bool)
 }
 
 extension CommandParser {
@@ -65,6 +69,12 @@ extension CommandParser {
                 throw CommandError("Unrecognized option '\(String(decoding: rest[1].prefix(64), as: UTF8.self))'")
             }
             return .connection(.setInfo)
+        case "REDIRECT":
+            switch upper(try exactly(2, args, "CLIENT|REDIRECT")[1]) {
+            case "ON": return .connection(.redirect(true))
+            case "OFF": return .connection(.redirect(false))
+            default: throw CommandError("CLIENT REDIRECT takes ON or OFF")
+            }
         default:
             throw CommandError("unknown subcommand '\(String(decoding: sub.prefix(64), as: UTF8.self))'. Try CLIENT HELP.")
         }

@@ -80,8 +80,8 @@ final class ClientConnection: ChannelDuplexHandler {
     private var firstSequence: UInt64 = 0
     /// Requests that may not start yet (behind a read/write switch), in arrival order.
     private var deferred = CircularBuffer<Request>()
-    /// `READONLY` was sent: reads are served locally.
-    private var localReads = false
+    /// `READONLY` (reads served locally) and `CLIENT REDIRECT` (no forwarding on a follower).
+    private var routing = CommandRouting()
     /// RESP2 until `HELLO 3`.
     private var version = RESPVersion.resp2
     /// `CLIENT SETNAME` / `HELLO ... SETNAME`.
@@ -216,7 +216,7 @@ final class ClientConnection: ChannelDuplexHandler {
             closing = true
             deferred.removeAll()
         case .readOnly(let enabled):
-            localReads = enabled
+            routing.localReads = enabled
             slots.append(Slot(version: version, reply: .ok))
         case .ping(let message): slots.append(Slot(version: version, reply: message.map { .bulk($0) } ?? .simple("PONG")))
         case .echo(let message): slots.append(Slot(version: version, reply: .bulk(message)))
@@ -238,7 +238,7 @@ final class ClientConnection: ChannelDuplexHandler {
         guard let bound else { return }
         let courier = shared.courier
         let responder = Responder { reply in courier.carry(reply, for: sequence, to: bound) }
-        if case .refused = shared.loop.mailbox.post(.command(command, localReads: localReads, responder)) {
+        if case .refused = shared.loop.mailbox.post(.command(command, routing: routing, responder)) {
             complete(sequence, with: shared.loop.refusal())
         }
     }
@@ -296,6 +296,9 @@ final class ClientConnection: ChannelDuplexHandler {
         case .getName: return .bulk(name)
         case .id: return .integer(id)
         case .setInfo: return .ok
+        case .redirect(let enabled):
+            routing.redirects = enabled
+            return .ok
         case .select(let index): return index == 0 ? .ok : .err("DB index is out of range")
         case .commandCount: return .integer(Int64(CommandParser.commandNames.count))
         case .multi:
@@ -316,7 +319,7 @@ final class ClientConnection: ChannelDuplexHandler {
             watched = []
             name = nil
             version = .resp2
-            localReads = false
+            routing = CommandRouting()
             return .simple("RESET")
         case .configGet(let patterns):
             let parameters = Self.configParameters(connectionsMax: shared.connectionsMax) + shared.settings

@@ -32,6 +32,8 @@
 /// | `snapshot-transfers-max` | 2 | 1–64 | snapshot transfers a leader serves at once (each holds a read transaction on the state database) |
 /// | `apply-entries-max` | 1024 | 1–1000000 | committed entries applied per Raft step |
 /// | `pending-reads-max` | 4096 | 1–1000000 | linearizable reads waiting for leadership confirmation |
+/// | `forward-to-leader` | 1 | 0–1 | 1: a follower forwards writes to its leader and serves linearizable reads through it; 0: it answers `-NOTLEADER` (docs/PROTOCOL.md, "Followers") |
+/// | `forwarded-writes-max` | 1024 | 1–1000000 | writes a follower keeps forwarded to its leader and unanswered before refusing more (`-ERR server busy`) |
 /// | `state-cache-bytes` | 33554432 | 1048576–17179869184 | SQLite page cache of the state database (memory does not grow with the data beyond it) |
 /// | `loop-commands-max` | 100000 | 1–10000000 | client commands waiting for the Raft loop before new ones are refused (`-ERR server busy`) |
 /// | `peer-frame-bytes-max` | 16777216 | max(append-bytes-max, request-bytes-max, snapshot-chunk-bytes) + 131072 – 1073741824 | largest peer frame sent or accepted |
@@ -102,6 +104,10 @@ public struct ClusterSettings: Hashable, Sendable {
     public var applyEntriesMax = 1024
     /// `pending-reads-max`.
     public var pendingReadsMax = 4096
+    /// `forward-to-leader` (1 on, 0 off).
+    public var forwardToLeader = 1
+    /// `forwarded-writes-max`.
+    public var forwardedWritesMax = 1024
     /// `peer-frame-bytes-max`.
     public var peerFrameBytesMax = 16 << 20
     /// `peer-queue-messages-max`.
@@ -167,6 +173,8 @@ struct IntegerSetting {
             IntegerSetting("snapshot-transfers-max", \.snapshotTransfersMax, 1...64),
             IntegerSetting("apply-entries-max", \.applyEntriesMax, 1...1_000_000),
             IntegerSetting("pending-reads-max", \.pendingReadsMax, 1...1_000_000),
+            IntegerSetting("forward-to-leader", \.forwardToLeader, 0...1),
+            IntegerSetting("forwarded-writes-max", \.forwardedWritesMax, 1...1_000_000),
             IntegerSetting("state-cache-bytes", \.stateCacheBytes, (1 << 20)...(16 << 30)),
             IntegerSetting("loop-commands-max", \.loopCommandsMax, 1...10_000_000),
             IntegerSetting("peer-frame-bytes-max", \.peerFrameBytesMax, 1...(1 << 30)),

@@ -101,6 +101,8 @@ public struct ClusterConfig: Hashable, Sendable {
         driver.heartbeatMillis = UInt64(settings.heartbeatMillis)
         driver.electionTimeoutMillis = UInt64(settings.electionTimeoutMillis)
         driver.leaseCheckpointMillis = UInt64(settings.leaseCheckpointMillis)
+        driver.forwardsToLeader = settings.forwardToLeader == 1
+        driver.forwardedWritesMax = settings.forwardedWritesMax
         return driver
     }
 }

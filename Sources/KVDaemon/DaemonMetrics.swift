@@ -7,6 +7,10 @@ public struct DaemonMetrics: Sendable {
     public let proposalsStarted = Counter(label: "kvd_proposals_started_total")
     public let proposalsCommitted = Counter(label: "kvd_proposals_committed_total")
     public let proposalsFailed = Counter(label: "kvd_proposals_failed_total")
+    /// Client writes this node forwarded to its leader, and reads it served as a follower at a
+    /// read index from its leader (docs/PROTOCOL.md, "Followers").
+    public let forwardedWrites = Counter(label: "kvd_forwarded_writes_total")
+    public let forwardedReads = Counter(label: "kvd_forwarded_reads_total")
     public let leaderChanges = Counter(label: "kvd_leader_changes_total")
     public let leaseExpirations = Counter(label: "kvd_lease_expirations_total")
     /// Lease checkpoints this node proposed as leader: leases whose remaining TTL it wrote to the

@@ -16,6 +16,9 @@ public import RaftCore
 /// 7 TimeoutNow               (nothing)
 /// 8 ReadIndexRequest         origin, sequence
 /// 9 ReadIndexResponse        origin, sequence, readIndex?
+/// 10 ForwardedProposal       id, command bytes
+/// 11 ForwardedProposalRefused id, u8 reason (1 not leader, 2 leadership transfer, 3 uncommitted
+///                            bytes limit), u64 node (leader hint or transfer target, 0 if none)
 /// ```
 /// An entry is `u64 term, u64 index, u8 payload kind, payload bytes`, with the payload kind and
 /// bytes of `RaftCodec` (the same form the SQLite log stores); memberships use
@@ -32,6 +35,8 @@ extension PeerWire {
         case timeoutNow = 7
         case readIndexRequest = 8
         case readIndexResponse = 9
+        case forwardedProposal = 10
+        case forwardedProposalRefused = 11
     }
 
     /// The fewest bytes any message takes (from, to, term, kind): bounds counts read off the wire.
@@ -112,6 +117,24 @@ extension PeerWire {
             writer.write(response.id.origin.rawValue)
             writer.write(response.id.sequence)
             writer.write(optional: response.readIndex?.rawValue)
+        case .forwardedProposal(let proposal):
+            writer.write(BodyKind.forwardedProposal.rawValue)
+            writer.write(proposal.id)
+            writer.write(proposal.command)
+        case .forwardedProposalRefused(let refusal):
+            writer.write(BodyKind.forwardedProposalRefused.rawValue)
+            writer.write(refusal.id)
+            switch refusal.reason {
+            case .notLeader(let hint):
+                writer.write(UInt8(1))
+                writer.write(hint?.rawValue ?? 0)
+            case .leadershipTransfer(let target):
+                writer.write(UInt8(2))
+                writer.write(target.rawValue)
+            case .uncommittedBytesLimit:
+                writer.write(UInt8(3))
+                writer.write(UInt64(0))
+            }
         }
     }
 
@@ -156,6 +179,10 @@ extension PeerWire {
             body = .readIndexResponse(
                 ReadIndexResponse(
                     id: try readRequestID(&reader), readIndex: try reader.readOptionalUInt64().map(LogIndex.init(_:))))
+        case .forwardedProposal:
+            body = .forwardedProposal(ForwardedProposal(id: try reader.readUInt64(), command: try reader.readBytes()))
+        case .forwardedProposalRefused:
+            body = .forwardedProposalRefused(try decodeRefusal(&reader))
         }
         return Message(from: from, to: to, term: term, body: body)
     }
@@ -213,6 +240,20 @@ extension PeerWire {
         return Int(value)
     }
 
+    private static func decodeRefusal(_ reader: inout BinaryReader) throws -> ForwardedProposalRefusal {
+        let id = try reader.readUInt64()
+        let reasonByte = try reader.readByte()
+        let node = try reader.readUInt64()
+        let reason: ForwardedProposalRefusal.Reason
+        switch reasonByte {
+        case 1: reason = .notLeader(leaderHint: node == 0 ? nil : NodeID(node))
+        case 2 where node != 0: reason = .leadershipTransfer(target: NodeID(node))
+        case 3: reason = .uncommittedBytesLimit
+        default: throw PeerWireError.malformed("bad forward refusal reason \(reasonByte) (node \(node))")
+        }
+        return ForwardedProposalRefusal(id: id, reason: reason)
+    }
+
     private static func readRequestID(_ reader: inout BinaryReader) throws -> ReadRequestID {
         ReadRequestID(origin: NodeID(try reader.readUInt64()), sequence: try reader.readUInt64())
     }
@@ -224,8 +265,9 @@ extension Message {
         switch body {
         case .appendEntries(let append): return append.entries.reduce(0) { $0 + $1.sizeBytes }
         case .installSnapshot(let chunk): return chunk.data.count + 64
+        case .forwardedProposal(let proposal): return proposal.command.count
         case .requestVote, .requestVoteResponse, .appendEntriesResponse, .installSnapshotResponse, .timeoutNow,
-            .readIndexRequest, .readIndexResponse:
+            .readIndexRequest, .readIndexResponse, .forwardedProposalRefused:
             return 0
         }
     }

@@ -1,7 +1,8 @@
+import KVStore
 import RaftCore
 
 /// The client requests a node has started and not answered yet: writes waiting for their entry
-/// to apply (by log index), reads waiting for leadership to be confirmed (by read id) and then for
+/// to apply (by log index, or by origin tag when forwarded to the leader), reads waiting for leadership to be confirmed (by read id) and then for
 /// the state machine to reach their read index, and `LOCK ... WAIT` requests queued behind a
 /// holder. Every request leaves exactly once — answered, expired or abandoned — so each is
 /// answered exactly once. Only the Raft loop touches it.
@@ -52,12 +53,14 @@ struct PendingRequests {
     }
 
     private(set) var writes: [LogIndex: Write] = [:]
+    /// Writes this follower forwarded to its leader, by their origin tag (their index is unknown).
+    private(set) var forwards: [ProposalOrigin: Write] = [:]
     private(set) var reads: [ReadRequestID: Read] = [:]
     private(set) var readyReads: [(index: LogIndex, read: Read)] = []
     private(set) var lockWaiters: [LockWaiterKey: [Waiter]] = [:]
 
     /// How many requests wait, of every kind.
-    var count: Int { writes.count + reads.count + readyReads.count + lockWaiters.values.reduce(0) { $0 + $1.count } }
+    var count: Int { writes.count + forwards.count + reads.count + readyReads.count + lockWaiters.values.reduce(0) { $0 + $1.count } }
 
     // MARK: Writes
 
@@ -78,6 +81,21 @@ struct PendingRequests {
             guard let write = writes.removeValue(forKey: key), !write.isInternal else { continue }
             write.reply.send(reply)
         }
+    }
+
+    // MARK: Forwarded writes
+
+    var forwardCount: Int { forwards.count }
+
+    mutating func addForward(_ write: Write, origin: ProposalOrigin) { forwards[origin] = write }
+
+    /// The forwarded write tagged `origin`, if any, which leaves the table.
+    mutating func takeForward(origin: ProposalOrigin) -> Write? { forwards.removeValue(forKey: origin) }
+
+    /// Answers every forwarded write with `reply`, oldest first (a snapshot replaced the log they
+    /// would have been recognised in).
+    mutating func failForwards(with reply: Reply) {
+        for key in forwards.keys.sorted(by: { $0.sequence < $1.sequence }) { forwards.removeValue(forKey: key)?.reply.send(reply) }
     }
 
     // MARK: Reads
@@ -139,6 +157,10 @@ struct PendingRequests {
             writes[index] = nil
             if !write.isInternal { write.reply.send(replies.write) }
         }
+        for (origin, write) in forwards where write.deadline <= now {
+            forwards[origin] = nil
+            write.reply.send(replies.write)
+        }
         for (id, read) in reads where read.deadline <= now {
             reads[id] = nil
             read.reply.send(replies.read)
@@ -159,6 +181,7 @@ struct PendingRequests {
     /// the order they were made.
     mutating func abandonAll(with reply: Reply) {
         for key in writes.keys.sorted() { writes.removeValue(forKey: key)?.reply.send(reply) }
+        failForwards(with: reply)
         for id in reads.keys.sorted(by: { $0.sequence < $1.sequence }) { reads.removeValue(forKey: id)?.reply.send(reply) }
         for entry in readyReads { entry.read.reply.send(reply) }
         readyReads = []

@@ -78,6 +78,7 @@ extension RaftDriver {
             iterationWork.applyMillis += monotonicMillis() - applyStarted
         }
         for state in ready.readStates { finishReadState(state) }
+        for refused in ready.refusedForwards { finishRefusedForward(refused) }
         serveReadyReads()
     }
 
@@ -95,6 +96,7 @@ extension RaftDriver {
                 answer(pending, with: outcome.result)
             }
         }
+        finishForwarded(outcome)
         for event in outcome.events { handle(event) }
     }
 
@@ -162,18 +164,28 @@ extension RaftDriver {
     /// any more: they may or may not have been applied.
     func failWritesCoveredBySnapshot(_ index: LogIndex) {
         requests.failWrites(through: index, with: .unavailable("outcome unknown: replaced by a snapshot"))
+        // A forwarded write is recognised only by applying its entry, and the snapshot may hold
+        // it: every one still waiting is indeterminate now.
+        requests.failForwards(with: .unavailable("outcome unknown: forwarded write replaced by a snapshot"))
     }
 
     // MARK: Reads
 
-    func startRead(_ command: ClientCommand, localReads: Bool, deadline: UInt64, reply: Responder) {
-        if localReads {
+    /// A read served at a read index (thesis §6.4): the leader confirms its own; a follower asks
+    /// its leader for one (`RaftNode.requestRead`) and serves the read once its own state machine
+    /// has applied that index. A follower that knows no leader fails it at once (`-NOTLEADER`).
+    func startRead(_ command: ClientCommand, routing: CommandRouting, deadline: UInt64, reply: Responder) {
+        if routing.localReads {
             reply.send(executeRead(command))
             return
         }
-        guard node.isLeader else {
-            reply.send(notLeaderReply(nil))
-            return
+        if !node.isLeader {
+            guard forwards(routing) else {
+                reply.send(notLeaderReply(nil))
+                return
+            }
+            forwarding.reads += 1
+            metrics.forwardedReads.increment()
         }
         readSequence += 1
         let id = ReadRequestID(origin: node.id, sequence: readSequence)
@@ -360,7 +372,7 @@ extension RaftDriver {
             "loop_iteration_p99_us:\(iterations.quantileMicros(0.99))",
             "loop_iteration_p999_us:\(iterations.quantileMicros(0.999))",
             "snapshot_transfers:\(outgoing.count)", "receiving_snapshot:\(incoming == nil ? 0 : 1)",
-        ]
+        ] + forwardingInfoLines()
         var peerLines: [String] = []
         if let peers = settings.peerCounters?() {
             peerLines = [

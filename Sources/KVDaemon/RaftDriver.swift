@@ -12,6 +12,13 @@ public import RaftCore
 public final class RaftDriver {
     /// What the driver needs to know beyond Raft itself.
     public struct Settings: Sendable {
+        /// Whether a follower forwards writes to its leader and serves reads at a read index from
+        /// it (`forward-to-leader`, docs/PROTOCOL.md "Followers"); when off, or for a connection
+        /// that asked for redirects, it answers `-NOTLEADER` as before.
+        public var forwardsToLeader = true
+        /// The most writes a follower keeps forwarded and unanswered; more are refused at once
+        /// ("server busy"), which pushes back on the clients instead of piling up at the leader.
+        public var forwardedWritesMax = 1_024
         /// Each node's client address, for `-NOTLEADER` redirects and `INFO`.
         public var clientAddresses: [NodeID: String]
         public var clusterID: String
@@ -100,6 +107,11 @@ public final class RaftDriver {
     /// Client requests waiting for their entry, their read index or a lock.
     var requests = PendingRequests()
     var readSequence: UInt64 = 0
+    /// The sequence number of this node's last forwarded write. It starts at the wall clock in
+    /// nanoseconds when the driver is made, so that a forward tagged before a restart (still in
+    /// the log, applied after it) never matches a write forwarded after it.
+    var forwardSequence: UInt64
+    var forwarding = ForwardingCounters()
     var lastRole: RaftRole = .follower
     var lastLeader: NodeID?
     /// The leader's last key-expiry entry, until it applies (one at a time, see `proposeKeyExpiries`).
@@ -153,6 +165,7 @@ public final class RaftDriver {
         self.monotonicMillis = monotonicMillis
         self.wallMillis = wallMillis
         self.startedAtMillis = monotonicMillis()
+        self.forwardSequence = wallMillis() &* 1_000_000
         // A new leader's first checkpoints come one election timeout after it takes over: a
         // leader that lasts that long then wears every idle lease down, however long the
         // checkpoint interval.
@@ -182,7 +195,7 @@ public final class RaftDriver {
             switch input {
             case .tick: onTick()
             case .peerMessages(let messages): rejected += step(messages)
-            case .command(let command, let localReads, let responder): start(command, localReads: localReads, reply: responder)
+            case .command(let command, let routing, let responder): start(command, routing: routing, reply: responder)
             case .handOver(let done): done(startHandOver())
             case .peerUnreachable(let peer): onPeerUnreachable(peer)
             case .peerStalled(let peer): onPeerStalled(peer)
@@ -262,13 +275,14 @@ public final class RaftDriver {
     func step(_ messages: [Message]) -> [StepError] {
         var rejected: [StepError] = []
         for message in messages {
+            guard let message = restampForwarded(message) else { continue }
             do { try node.step(message) } catch { rejected.append(error) }
         }
         return rejected
     }
 
     /// One client command; `reply` is called exactly once, now or later.
-    func start(_ command: ClientCommand, localReads: Bool, reply: Responder) {
+    func start(_ command: ClientCommand, routing: CommandRouting, reply: Responder) {
         let now = monotonicMillis()
         let deadline = now + settings.requestTimeoutMillis
         switch command {
@@ -279,15 +293,15 @@ public final class RaftDriver {
         case .connection: reply.send(.err("connection commands are answered by the connection"))
         case .info(let sections): reply.send(.verbatim(infoText(sections: sections)))
         case .read, .getMeta, .list, .owner, .leaseTTL, .scan, .keys, .watch:
-            startRead(command, localReads: localReads, deadline: deadline, reply: reply)
+            startRead(command, routing: routing, deadline: deadline, reply: reply)
         case .write(let operation, let session, let style):
-            propose(operation, session: session, kind: .write(style), deadline: deadline, reply: reply)
+            propose(operation, session: session, kind: .write(style), deadline: deadline, routing: routing, reply: reply)
         case .lock(let name, let lease, let wait, let session):
             let waitDeadline = wait.map { now + ($0 == 0 ? settings.lockWaitMaxMillis : min($0, settings.lockWaitMaxMillis)) }
             propose(
                 .lockAcquire(name: name, leaseID: lease, wait: wait != nil), session: session,
                 kind: .lock(name: name, leaseID: lease, waitDeadline: waitDeadline),
-                deadline: max(deadline, waitDeadline ?? 0), reply: reply)
+                deadline: max(deadline, waitDeadline ?? 0), routing: routing, reply: reply)
         case .transferLeadership(let target):
             do {
                 try node.transferLeadership(to: NodeID(target))
@@ -308,9 +322,17 @@ public final class RaftDriver {
 
     // MARK: Proposals
 
+    /// Proposes a client's write (`routing` set) or this node's own (`routing` nil, never
+    /// forwarded: lease maintenance is a leader's alone). A follower forwards a client's write to
+    /// its leader unless the connection asked for redirects.
     func propose(
-        _ operation: KVOperation, session: SessionStamp?, kind: PendingWrite.Kind, deadline: UInt64, reply: Responder
+        _ operation: KVOperation, session: SessionStamp?, kind: PendingWrite.Kind, deadline: UInt64,
+        routing: CommandRouting?, reply: Responder
     ) {
+        if let routing, !node.isLeader, forwards(routing) {
+            forward(operation, session: session, kind: kind, deadline: deadline, reply: reply)
+            return
+        }
         let command = KVCommand(session: session, timestampMillis: wallMillis(), operation: operation)
         do {
             let receipt = try node.propose(command.encoded())
@@ -358,7 +380,9 @@ public final class RaftDriver {
         }
         metrics.leaseCheckpointEntries.increment(by: checkpoints.count)
         for operation in checkpoints + leases.dueExpiries(nowMillis: now) {
-            propose(operation, session: nil, kind: .internalCommand, deadline: now + settings.requestTimeoutMillis, reply: .none)
+            propose(
+                operation, session: nil, kind: .internalCommand, deadline: now + settings.requestTimeoutMillis, routing: nil,
+                reply: .none)
         }
     }
 }

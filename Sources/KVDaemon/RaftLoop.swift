@@ -13,7 +13,7 @@ public enum LoopInput: Sendable {
     case peerUnreachable(NodeID)
     /// The transport saw a peer stop answering on an open connection (`RaftNode.peerStalled`).
     case peerStalled(NodeID)
-    case command(ClientCommand, localReads: Bool, Responder)
+    case command(ClientCommand, routing: CommandRouting, Responder)
     /// Graceful stop: a leader hands leadership over; `done` learns whether it started to.
     case handOver(done: @Sendable (Bool) -> Void)
 }
@@ -145,7 +145,7 @@ public struct RaftLoopHandle: PeerInboundConsumer {
     public func submit(_ command: ClientCommand, localReads: Bool) async -> Reply {
         await withCheckedContinuation { (result: CheckedContinuation<Reply, Never>) in
             let responder = Responder { result.resume(returning: $0) }
-            switch mailbox.post(.command(command, localReads: localReads, responder)) {
+            switch mailbox.post(.command(command, routing: CommandRouting(localReads: localReads), responder)) {
             case .queued, .queuedDroppingOldest, .merged: break
             case .refused: result.resume(returning: refusal())
             }

@@ -33,6 +33,12 @@ public actor KVClient {
         public var idleConnectionsPerEndpointMax = 4
         /// Limits on replies.
         public var limits = RESPLimits()
+        /// Whether each new connection asks for `-NOTLEADER` redirects (`CLIENT REDIRECT ON`,
+        /// docs/PROTOCOL.md "Followers"), so that this client finds the leader and talks to it
+        /// directly, one hop shorter than a follower forwarding for it. Off by default: a
+        /// follower then serves the request itself. A server without the command answers an
+        /// error, which is ignored (it redirects anyway).
+        public var asksForRedirects = false
 
         /// A configuration for `endpoints` with default settings.
         public init(endpoints: [KVEndpoint]) {
@@ -144,10 +150,25 @@ public actor KVClient {
             idle[endpoint] = connections
             if connection.channel.isActive { return connection }
         }
-        return try await RESPConnection.connect(
+        let connection = try await RESPConnection.connect(
             to: endpoint, group: group, limits: configuration.limits,
             timeout: min(configuration.connectTimeout, remaining))
+        guard configuration.asksForRedirects else { return connection }
+        do {
+            // Any reply will do: OK, or an error from a server that always redirects.
+            _ = try await connection.send(Self.redirectRequest, deadline: NIODeadline.now() + TimeAmount(remaining))
+        } catch {
+            connection.close()
+            // The request itself was not sent on this connection: definitely not applied.
+            throw KVClientError(
+                .unreachable, "connection failed while asking for redirects: \(error.message)", outcome: .definite,
+                endpoint: endpoint)
+        }
+        return connection
     }
+
+    /// `CLIENT REDIRECT ON`, sent first on each new connection when `asksForRedirects` is set.
+    static let redirectRequest: [[UInt8]] = ["CLIENT", "REDIRECT", "ON"].map { Array($0.utf8) }
 
     private func checkIn(_ connection: RESPConnection) {
         var connections = idle[connection.endpoint, default: []]

@@ -2,17 +2,25 @@
 /// first byte is a format version so that a newer kvd can refuse, not misread, older bytes.
 extension KVCommand {
     static let formatVersion: UInt8 = 1
+    /// Format 2 is format 1 with the origin tag (node id, sequence) after the timestamp. Only
+    /// forwarded commands use it, so every other command keeps format 1's exact bytes and
+    /// existing logs and snapshots decode unchanged.
+    static let formatVersionWithOrigin: UInt8 = 2
 
     /// Encodes this command for a Raft entry.
     public func encoded() -> [UInt8] {
         var writer = BinaryWriter()
-        writer.write(Self.formatVersion)
+        writer.write(origin == nil ? Self.formatVersion : Self.formatVersionWithOrigin)
         writer.write(session != nil)
         if let session {
             writer.write(session.clientID)
             writer.write(session.sequence)
         }
         writer.write(timestampMillis)
+        if let origin {
+            writer.write(origin.nodeID)
+            writer.write(origin.sequence)
+        }
         operation.encode(into: &writer)
         return writer.bytes
     }
@@ -21,11 +29,14 @@ extension KVCommand {
     public init(decoding bytes: [UInt8]) throws(DecodingError) {
         var reader = BinaryReader(bytes)
         let version = try reader.readByte()
-        guard version == Self.formatVersion else {
+        guard version == Self.formatVersion || version == Self.formatVersionWithOrigin else {
             throw DecodingError(offset: 0, reason: "unknown command format \(version)")
         }
         session = try reader.readBool() ? SessionStamp(clientID: try reader.readUInt64(), sequence: try reader.readUInt64()) : nil
         timestampMillis = try reader.readUInt64()
+        origin =
+            version == Self.formatVersionWithOrigin
+            ? ProposalOrigin(nodeID: try reader.readUInt64(), sequence: try reader.readUInt64()) : nil
         operation = try KVOperation(from: &reader)
         try reader.finish()
     }

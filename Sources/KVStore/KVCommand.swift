@@ -9,11 +9,28 @@ public struct KVCommand: Hashable, Sendable {
     /// Leader's wall clock in milliseconds when it proposed the command.
     public var timestampMillis: UInt64
     public var operation: KVOperation
+    /// The node a follower's client wrote through, when the follower forwarded the command to
+    /// the leader (docs/PROTOCOL.md, "Followers"): that node answers its client when it applies
+    /// the entry itself. Nil for commands proposed where the client is.
+    public var origin: ProposalOrigin?
 
-    public init(session: SessionStamp? = nil, timestampMillis: UInt64, operation: KVOperation) {
+    public init(session: SessionStamp? = nil, timestampMillis: UInt64, operation: KVOperation, origin: ProposalOrigin? = nil) {
         self.session = session
         self.timestampMillis = timestampMillis
         self.operation = operation
+        self.origin = origin
+    }
+}
+
+/// Which node proposed a forwarded command, and which of its forwards it is: the follower cannot
+/// know the log index the leader will give it, so it recognises its entry by this tag.
+public struct ProposalOrigin: Hashable, Sendable {
+    public var nodeID: UInt64
+    /// Unique among the node's forwards, across restarts too (see `RaftDriver.forwardSequence`).
+    public var sequence: UInt64
+    public init(nodeID: UInt64, sequence: UInt64) {
+        self.nodeID = nodeID
+        self.sequence = sequence
     }
 }
 
@@ -215,4 +232,6 @@ public struct KVApplied: Hashable, Sendable {
     public var term: Term
     public var result: KVResult
     public var events: [KVEvent]
+    /// The command's origin tag, when a follower forwarded it.
+    public var origin: ProposalOrigin? = nil
 }

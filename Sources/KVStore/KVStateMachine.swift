@@ -124,6 +124,7 @@ public final class KVStateMachine {
         highestTerm = max(highestTerm, entry.term)
         var events: [KVEvent] = []
         let result: KVResult
+        var origin: ProposalOrigin?
         switch entry.payload {
         case .noop, .membership:
             result = .none
@@ -139,8 +140,9 @@ public final class KVStateMachine {
             }
             clockMillis = max(clockMillis, command.timestampMillis)
             result = try applySession(command, at: entry, events: &events)
+            origin = command.origin
         }
-        return KVApplied(index: entry.index, term: entry.term, result: result, events: events)
+        return KVApplied(index: entry.index, term: entry.term, result: result, events: events, origin: origin)
     }
 
     /// Applies `command` at most once per session sequence number (thesis §6.3).

@@ -13,7 +13,8 @@ public struct Message: Hashable, Sendable {
         self.body = body
     }
 
-    /// The RPCs of Figure 2 and §7, plus PreVote, TimeoutNow and follower ReadIndex (thesis §6.4).
+    /// The RPCs of Figure 2 and §7, plus PreVote, TimeoutNow, follower ReadIndex (thesis §6.4)
+    /// and proposals a follower forwards to its leader.
     public enum Body: Hashable, Sendable {
         case requestVote(RequestVote)
         case requestVoteResponse(RequestVoteResponse)
@@ -26,6 +27,12 @@ public struct Message: Hashable, Sendable {
         /// A follower asks the leader for a read index on behalf of one of its clients.
         case readIndexRequest(ReadIndexRequest)
         case readIndexResponse(ReadIndexResponse)
+        /// A follower passes a client's command to the leader, which appends it as if proposed
+        /// there. An accepted command is not acknowledged: the follower learns the outcome by
+        /// applying the log (the command carries its own tag; docs/PROTOCOL.md, "Followers").
+        case forwardedProposal(ForwardedProposal)
+        /// The receiver of a forwarded proposal did not append it and never will.
+        case forwardedProposalRefused(ForwardedProposalRefusal)
     }
 }
 
@@ -161,6 +168,37 @@ public struct ReadRequestID: Hashable, Sendable, CustomStringConvertible {
 public struct ReadIndexRequest: Hashable, Sendable {
     public var id: ReadRequestID
     public init(id: ReadRequestID) { self.id = id }
+}
+
+/// A client command a follower sends to its leader (`RaftNode.forwardProposal(_:id:)`). `id` is
+/// the follower's, unique among its forwards, and only echoed in a refusal.
+public struct ForwardedProposal: Hashable, Sendable {
+    public var id: UInt64
+    public var command: [UInt8]
+    public init(id: UInt64, command: [UInt8]) {
+        self.id = id
+        self.command = command
+    }
+}
+
+/// Why a forwarded proposal was not appended: the command definitely did not take effect.
+public struct ForwardedProposalRefusal: Hashable, Sendable {
+    public var id: UInt64
+    public var reason: Reason
+
+    public init(id: UInt64, reason: Reason) {
+        self.id = id
+        self.reason = reason
+    }
+
+    public enum Reason: Hashable, Sendable {
+        /// The receiver does not lead (it names the leader it knows, if any).
+        case notLeader(leaderHint: NodeID?)
+        /// The leader is handing leadership to `target` (thesis §3.10).
+        case leadershipTransfer(target: NodeID)
+        /// The leader holds `uncommittedBytesMax` of uncommitted entries.
+        case uncommittedBytesLimit
+    }
 }
 
 /// The leader's answer to a follower's read: the index to wait for, or nil if it refused

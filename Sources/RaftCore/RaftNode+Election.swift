@@ -20,7 +20,7 @@ extension RaftNode {
             case .appendEntries, .installSnapshot:
                 becomeFollower(term: message.term, leader: message.from)
             case .requestVoteResponse, .appendEntriesResponse, .installSnapshotResponse, .timeoutNow,
-                .readIndexRequest, .readIndexResponse:
+                .readIndexRequest, .readIndexResponse, .forwardedProposal, .forwardedProposalRefused:
                 becomeFollower(term: message.term, leader: nil)
             }
             return true
@@ -40,8 +40,14 @@ extension RaftNode {
                     success: false, matchIndex: .zero, round: 0)))
             case .requestVote(let request):
                 send(message.from, .requestVoteResponse(RequestVoteResponse(voteGranted: false, isPreVote: request.isPreVote)))
+            case .forwardedProposal(let proposal):
+                // The sender thinks this node leads in an earlier term: tell it the command was
+                // not appended (in our term, so it learns the newer one too).
+                if admitForward(proposal.id, from: message.from) {
+                    refuseForward(proposal, to: message.from, .notLeader(leaderHint: leaderID))
+                }
             case .requestVoteResponse, .appendEntriesResponse, .installSnapshotResponse, .timeoutNow,
-                .readIndexRequest, .readIndexResponse:
+                .readIndexRequest, .readIndexResponse, .forwardedProposalRefused:
                 break
             }
             return false

@@ -31,7 +31,7 @@ extension RaftNode {
         case .installSnapshotResponse(let response):
             guard response.bytesReceived >= 0 else { throw .invalidMessage("negative snapshot offset") }
         case .requestVote, .requestVoteResponse, .appendEntriesResponse, .timeoutNow, .readIndexRequest,
-            .readIndexResponse:
+            .readIndexResponse, .forwardedProposal, .forwardedProposalRefused:
             break
         }
     }

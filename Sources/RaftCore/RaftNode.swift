@@ -34,6 +34,10 @@ public struct RaftNode: Sendable {
 
     var outbox: [Message] = []
     var readStates: [ReadState] = []
+    /// Forwarded proposals refused since the last `Ready`.
+    var refusedForwards: [RefusedForward] = []
+    /// The highest forward id handled from each node (`admitForward`).
+    var forwardsSeen: [NodeID: UInt64] = [:]
     /// Reads this follower forwarded to a leader and is waiting on.
     var forwardedReads: [ReadRequestID: ForwardedRead] = [:]
 
@@ -122,7 +126,7 @@ public struct RaftNode: Sendable {
 
     /// Whether `takeReady()` has anything for the driver.
     public var hasReady: Bool {
-        if !outbox.isEmpty || !readStates.isEmpty || snapshotToInstall != nil || log.hasUnstable { return true }
+        if !outbox.isEmpty || !readStates.isEmpty || !refusedForwards.isEmpty || snapshotToInstall != nil || log.hasUnstable { return true }
         if !acceptedSnapshotChunks.isEmpty { return true }
         if currentHardState != lastHandedOutHardState { return true }
         if log.hasEntriesToApply { return true }
@@ -171,6 +175,8 @@ public struct RaftNode: Sendable {
         if let last = ready.committedEntries.last { log.applying = last.index }
         ready.readStates = readStates
         readStates = []
+        ready.refusedForwards = refusedForwards
+        refusedForwards = []
         readyOutstanding = true
         return ready
     }
@@ -253,6 +259,10 @@ public struct RaftNode: Sendable {
             handleReadIndexRequest(from: message.from, request)
         case .readIndexResponse(let response):
             handleReadIndexResponse(response)
+        case .forwardedProposal(let proposal):
+            handleForwardedProposal(from: message.from, proposal)
+        case .forwardedProposalRefused(let refusal):
+            handleForwardRefusal(refusal)
         }
     }
 

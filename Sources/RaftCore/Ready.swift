@@ -22,7 +22,8 @@
 ///    entries are never newer than what step 1 of this or an earlier `Ready` wrote: a leader
 ///    hears acknowledgements only after `advance`).
 /// 4. Answer `readStates`: a read with index `i` may be served once the applied index is at
-///    least `i`; a failed read must be retried elsewhere (it did nothing).
+///    least `i`; a failed read must be retried elsewhere (it did nothing). Answer
+///    `refusedForwards` too: those commands were not appended and never will be.
 /// 5. Call `advance(_:)` with this `Ready`.
 ///
 /// Steps 3 and 4 may instead come before step 1 when no snapshot is involved and every entry in
@@ -57,6 +58,9 @@ public struct Ready: Sendable {
     public var committedEntries: [Entry]
     /// Outcomes of read requests made on this node.
     public var readStates: [ReadState]
+    /// Proposals this node forwarded that the receiver refused (answer their clients: they did
+    /// not take effect).
+    public var refusedForwards: [RefusedForward]
     /// Whether the persisted part must be fsynced before sending (a new term, vote, entries or
     /// snapshot are at stake). False when only the commit index changed.
     public var mustSync: Bool
@@ -64,13 +68,14 @@ public struct Ready: Sendable {
     /// True when there is nothing to do.
     public var isEmpty: Bool {
         hardState == nil && entries.isEmpty && snapshot == nil && messagesBeforePersist.isEmpty && messages.isEmpty
-            && committedEntries.isEmpty && readStates.isEmpty && snapshotChunks.isEmpty
+            && committedEntries.isEmpty && readStates.isEmpty && snapshotChunks.isEmpty && refusedForwards.isEmpty
     }
 
     public init(
         hardState: HardState? = nil, entries: [Entry] = [], snapshotChunks: [InstallSnapshot] = [],
         snapshot: Snapshot? = nil, messagesBeforePersist: [Message] = [], messages: [Message] = [],
-        committedEntries: [Entry] = [], readStates: [ReadState] = [], mustSync: Bool = false
+        committedEntries: [Entry] = [], readStates: [ReadState] = [], refusedForwards: [RefusedForward] = [],
+        mustSync: Bool = false
     ) {
         self.hardState = hardState
         self.entries = entries
@@ -80,7 +85,19 @@ public struct Ready: Sendable {
         self.messages = messages
         self.committedEntries = committedEntries
         self.readStates = readStates
+        self.refusedForwards = refusedForwards
         self.mustSync = mustSync
+    }
+}
+
+/// A forwarded proposal that was refused: `id` is the one given to `forwardProposal(_:id:)`.
+public struct RefusedForward: Hashable, Sendable {
+    public var id: UInt64
+    public var error: ProposalError
+
+    public init(id: UInt64, error: ProposalError) {
+        self.id = id
+        self.error = error
     }
 }
 
@@ -136,7 +153,7 @@ extension Message {
             // A vote, the candidate's for itself included, must be durable before anyone hears of
             // it (§5.1); pre-votes persist nothing but are no leader's replication either.
             return false
-        case .readIndexRequest, .readIndexResponse:
+        case .readIndexRequest, .readIndexResponse, .forwardedProposal, .forwardedProposalRefused:
             // Not replication traffic; keeping the early set to replication keeps the rule small,
             // and a read's latency is dominated by its heartbeat round, not by this write.
             return false

@@ -77,6 +77,8 @@ enum SimEvent {
         case .timeoutNow: return "\(head) TimeoutNow"
         case .readIndexRequest(let r): return "\(head) ReadIndexRequest \(r.id)"
         case .readIndexResponse(let r): return "\(head) ReadIndexResponse \(r.id) index=\(r.readIndex.map(\.description) ?? "refused")"
+        case .forwardedProposal(let r): return "\(head) ForwardedProposal \(r.id) bytes=\(r.command.count)"
+        case .forwardedProposalRefused(let r): return "\(head) ForwardedProposalRefused \(r.id) \(r.reason)"
         }
     }
 }

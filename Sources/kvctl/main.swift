@@ -39,6 +39,8 @@ func withClient<Result>(
     let nodes = try cluster.resolveNodes()
     var configuration = KVClient.Configuration(endpoints: nodes.map(\.endpoint))
     configuration.requestTimeout = timeout
+    // kvctl goes to the leader itself (following -NOTLEADER) rather than through a follower.
+    configuration.asksForRedirects = true
     let client = KVClient(configuration: configuration)
     do {
         let result = try await body(client, nodes)

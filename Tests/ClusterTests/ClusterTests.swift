@@ -36,18 +36,21 @@ extension ClusterTests {
             let missing = try await cluster.kvctl(via: cluster.ids.last!, ["get", "no-such-key"])
             #expect(missing.status != 0 && missing.stdout.isEmpty && missing.errorLines.count == 1, "\(missing)")
 
-            // A follower answers a write and a linearizable read with -NOTLEADER <id> <address>.
+            // A connection that asked for redirects (CLIENT REDIRECT ON) gets -NOTLEADER <id>
+            // <address> from a follower for a write and a linearizable read, as before forwarding.
             let follower = cluster.ids.first { $0 != leader }!
             let leaderAddress = cluster.node(leader).endpoint
             let followerPort = cluster.node(follower).clientPort
-            let (setReply, getReply) = try await offload {
+            let (redirectReply, setReply, getReply) = try await offload {
                 let connection = try RawConnection(port: followerPort)
                 defer { connection.close() }
                 return (
+                    try connection.readAfter(multibulk(["CLIENT", "REDIRECT", "ON"])),
                     try connection.readAfter(multibulk(["SET", "x", "y"])),
                     try connection.readAfter(multibulk(["GET", "key-1"]))
                 )
             }
+            #expect(redirectReply == .simple("OK"))
             #expect(setReply == .error("NOTLEADER \(leader) \(leaderAddress)"))
             #expect(getReply == .error("NOTLEADER \(leader) \(leaderAddress)"))
 

@@ -37,7 +37,7 @@ import Testing
     /// ticks and peer batches still get through.
     @Test func commandsRefusedWhenFull() {
         let mailbox = LoopMailbox(limits: LoopMailbox.Limits(peerBatchesMax: 3, commandsMax: 2))
-        let command = LoopInput.command(.ping(nil), localReads: false, .none)
+        let command = LoopInput.command(.ping(nil), routing: CommandRouting(), .none)
         #expect(mailbox.post(command) == .queued)
         #expect(mailbox.post(command) == .queued)
         #expect(mailbox.post(command) == .refused)

@@ -55,11 +55,18 @@ struct MessageGenerator {
             return .installSnapshotResponse(InstallSnapshotResponse(lastIncludedIndex: LogIndex(u64()), lastIncludedTerm: Term(u64()), bytesReceived: count(), installed: bool(), matchIndex: LogIndex(u64()), round: u64()))
         case 6: return .timeoutNow
         case 7: return .readIndexRequest(ReadIndexRequest(id: ReadRequestID(origin: NodeID(u64()), sequence: u64())))
-        default: return .readIndexResponse(ReadIndexResponse(id: ReadRequestID(origin: NodeID(u64()), sequence: u64()), readIndex: bool() ? LogIndex(u64()) : nil))
+        case 8: return .readIndexResponse(ReadIndexResponse(id: ReadRequestID(origin: NodeID(u64()), sequence: u64()), readIndex: bool() ? LogIndex(u64()) : nil))
+        case 9: return .forwardedProposal(ForwardedProposal(id: u64(), command: bytes(200)))
+        default:
+            let reasons: [ForwardedProposalRefusal.Reason] = [
+                .notLeader(leaderHint: nil), .notLeader(leaderHint: NodeID(u64() | 1)),
+                .leadershipTransfer(target: NodeID(u64() | 1)), .uncommittedBytesLimit,
+            ]
+            return .forwardedProposalRefused(ForwardedProposalRefusal(id: u64(), reason: reasons[Int(rng.next() % 4)]))
         }
     }
 
-    static let bodyKinds = 9
+    static let bodyKinds = 11
 
     mutating func message(kind: Int? = nil) -> Message {
         let kind = kind ?? Int(rng.next() % UInt64(Self.bodyKinds))

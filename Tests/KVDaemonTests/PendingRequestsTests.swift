@@ -1,3 +1,4 @@
+import KVStore
 import RaftCore
 import Synchronization
 import Testing
@@ -124,5 +125,28 @@ import Testing
         #expect(answers.total == 4)
         for name in ["w", "r", "ready", "l"] { #expect(answers[name] == [.err("stopping")]) }
         #expect(requests.count == 0)
+    }
+
+    /// Forwarded writes leave exactly once: by their tag, their deadline, a snapshot or the stop.
+    @Test func forwardedWritesLeaveOnce() {
+        let answers = Answers()
+        var requests = PendingRequests()
+        let tag = { (sequence: UInt64) in ProposalOrigin(nodeID: 2, sequence: sequence) }
+        requests.addForward(Self.write(answers, "f-applied", deadline: 30), origin: tag(1))
+        requests.addForward(Self.write(answers, "f-due", deadline: 10), origin: tag(2))
+        requests.addForward(Self.write(answers, "f-snapshot", deadline: 30), origin: tag(3))
+        #expect(requests.forwardCount == 3)
+        #expect(requests.count == 3)
+        #expect(requests.takeForward(origin: tag(1)) != nil)
+        #expect(requests.takeForward(origin: tag(1)) == nil, "taken once")
+        requests.expire(now: 10, replies: Self.timeouts)
+        #expect(answers["f-due"] == [.timeout("write")])
+        requests.failForwards(with: .unavailable("snapshot"))
+        #expect(answers["f-snapshot"] == [.unavailable("snapshot")])
+        requests.addForward(Self.write(answers, "f-stop", deadline: 30), origin: tag(4))
+        requests.abandonAll(with: .unavailable("stop"))
+        #expect(answers["f-stop"] == [.unavailable("stop")])
+        #expect(requests.count == 0)
+        #expect(answers.total == 3)
     }
 }

@@ -19,6 +19,25 @@ struct KVClientTests {
         await client.close()
     }
 
+    @Test("asksForRedirects: each new connection sends CLIENT REDIRECT ON first; an error reply to it is ignored")
+    func asksForRedirects() async throws {
+        let leader = try await FakeServer.start { request, _ in
+            request.first == "CLIENT" ? .reply(.error("ERR unknown subcommand 'REDIRECT'")) : .reply(.bulkString("v"))
+        }
+        let address = leader.endpoint.description
+        let follower = try await FakeServer.start { request, _ in
+            request.first == "CLIENT" ? .reply(.simpleString("OK")) : .reply(.error("NOTLEADER 2 \(address)"))
+        }
+        var configuration = KVClient.Configuration(endpoints: [follower.endpoint])
+        configuration.asksForRedirects = true
+        let client = KVClient(configuration: configuration)
+        #expect(try await client.request(["GET", "k"], idempotent: true) == .bulkString("v"))
+        #expect(try await client.request(["GET", "k"], idempotent: true) == .bulkString("v"))
+        #expect(follower.requests == [["CLIENT", "REDIRECT", "ON"], ["GET", "k"]])
+        #expect(leader.requests == [["CLIENT", "REDIRECT", "ON"], ["GET", "k"], ["GET", "k"]], "once per connection")
+        await client.close()
+    }
+
     @Test("-NOTLEADER unknown and a refused connection both move on to the next endpoint (definite)")
     func nextEndpoint() async throws {
         let dead = try await refusingEndpoint()

@@ -19,6 +19,8 @@ struct KVSimStats {
     var historyOperations = 0
     /// Snapshots followers installed from a leader's state database.
     var snapshotsInstalled = 0
+    /// Requests a follower answered with a result (forwarded writes, reads at a read index).
+    var answeredByFollowers = 0
 
     mutating func add(_ other: KVSimStats) {
         ticks += other.ticks
@@ -38,6 +40,7 @@ struct KVSimStats {
         uncheckedHistories += other.uncheckedHistories
         historyOperations += other.historyOperations
         snapshotsInstalled += other.snapshotsInstalled
+        answeredByFollowers += other.answeredByFollowers
     }
 
     var summary: String {
@@ -45,7 +48,7 @@ struct KVSimStats {
             + "(\(indeterminateRetries) indeterminate retries), \(lockGrants) lock grants, fenced writes \(fencedAccepted) "
             + "accepted / \(fencedStale) stale, \(leaseExpiries) lease expiries, \(leaseCheckpoints) leases checkpointed, "
             + "\(crashes) crashes (\(crashesBeforeWrite) before a write of entries), \(pauses) pauses, "
-            + "\(partitions) partitions, \(lostMessages) messages lost, \(snapshotsInstalled) snapshots installed, \(historyOperations) KV operations checked, "
+            + "\(partitions) partitions, \(lostMessages) messages lost, \(snapshotsInstalled) snapshots installed, \(answeredByFollowers) answered by followers, \(historyOperations) KV operations checked, "
             + "\(uncheckedHistories) histories unchecked (budget)"
     }
 }

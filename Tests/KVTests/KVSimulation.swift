@@ -155,6 +155,8 @@ final class KVSimulation {
     var outgoing: [Message] = []
     let outbox = KVSimOutbox()
     var requestOwner: [Int: Int] = [:]
+    /// Requests delivered to a node that did not lead then (served by forwarding, or redirected).
+    var requestsAtFollowers: Set<Int> = []
     var nextRequest = 0
     /// Every entry some node applied from the log, by index, with the tick it was first applied.
     var applied: [UInt64: AppliedEntry] = [:]
@@ -436,8 +438,15 @@ final class KVSimulation {
                 throw KVSimViolation("Client requests parse", "\(arguments.map { String(decoding: $0, as: UTF8.self) }): \(error)")
             }
             requestOwner[request] = client
-            node.inputs.append(.command(command, localReads: false, outbox.responder(for: request)))
+            if node.driver?.status.role != .leader { requestsAtFollowers.insert(request) }
+            // Odd clients ask for redirects (docs/PROTOCOL.md, "Followers"), even ones are served by
+            // whichever node they reach.
+            let routing = CommandRouting(redirects: client % 2 == 1)
+            node.inputs.append(.command(command, routing: routing, outbox.responder(for: request)))
         case .reply(let client, let request, let reply):
+            if requestsAtFollowers.remove(request) != nil {
+                if case .error = reply {} else { stats.answeredByFollowers += 1 }
+            }
             clients[client].receive(reply, request: request, sim: self)
         }
     }

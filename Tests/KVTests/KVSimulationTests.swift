@@ -77,6 +77,7 @@ struct KVSimulationTests {
                     && total.leaseCheckpoints > 0))
         #expect(count < 20 || total.snapshotsInstalled > 0, "the seeds must exercise snapshot transfers")
         #expect(count < 20 || total.crashesBeforeWrite > 0, "the seeds must crash nodes between sending and writing")
+        #expect(count < 20 || total.answeredByFollowers > 0, "the seeds must have followers serve clients")
         print("KV simulation: \(count) seeds from \(first): \(total.summary)")
     }
 

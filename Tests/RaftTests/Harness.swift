@@ -355,7 +355,7 @@ struct Cluster {
             case .appendEntries, .installSnapshot, .timeoutNow:
                 break
             case .requestVote, .requestVoteResponse, .appendEntriesResponse, .installSnapshotResponse,
-                .readIndexRequest, .readIndexResponse:
+                .readIndexRequest, .readIndexResponse, .forwardedProposal, .forwardedProposalRefused:
                 Issue.record("\(message) is no leader's replication but was sent before persisting", sourceLocation: sourceLocation)
             }
             checkDurable(message, durable, sourceLocation: sourceLocation)

@@ -3,7 +3,8 @@
 scripts/failover-bench.sh).
 
 It keeps a RESP connection open to every node's client port and writes SET in a tight loop on
-each of them at once (a follower answers -NOTLEADER at once; only the leader acknowledges). Once
+each of them at once (each connection first sends CLIENT REDIRECT ON, so a follower answers
+-NOTLEADER at once instead of forwarding; only the leader acknowledges). Once
 the current leader has acknowledged a write, it sends the signal to the leader's process and
 takes that instant as zero. From then on it records:
 
@@ -102,6 +103,20 @@ class Writer:
                 conn.next_send = t + 5
                 return
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # Redirects, not forwarding: a write acknowledged by a follower after the signal could
+            # have been committed by the old leader before it, and would not time the new one.
+            try:
+                sock.sendall(resp("CLIENT", "REDIRECT", "ON"))
+                answer = b""
+                while not answer.endswith(b"\r\n"):
+                    chunk = sock.recv(256)
+                    if not chunk:
+                        raise OSError("closed while asking for redirects")
+                    answer += chunk
+            except OSError:
+                sock.close()
+                conn.next_send = t + 5
+                return
             sock.setblocking(False)
             conn.sock = sock
             self.selector.register(sock, selectors.EVENT_READ, conn)

@@ -125,13 +125,24 @@ struct BenchConnection: Sendable {
                         ByteToMessageHandler(RESPReplyDecoder()), BenchPipelineHandler())
                 }
             }
+        let connection: BenchConnection
         do {
             let channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port).get()
-            return BenchConnection(endpoint: endpoint, channel: channel)
+            connection = BenchConnection(endpoint: endpoint, channel: channel)
         } catch {
             throw .unreachable("cannot connect to \(endpoint): \(Self.reason(error))")
         }
+        // The load goes to the leader itself: a kvd follower would otherwise forward it
+        // (docs/PROTOCOL.md, "Followers"). Any reply will do; redis-server answers an error.
+        if case .failure(let failure) = await connection.send(Self.redirectRequest, timeout: timeout) {
+            connection.close()
+            throw .unreachable("\(endpoint): \(BenchFailureKind.transport(failure).name) while asking for redirects")
+        }
+        return connection
     }
+
+    /// `CLIENT REDIRECT ON`, sent first on every connection.
+    static let redirectRequest: [[UInt8]] = ["CLIENT", "REDIRECT", "ON"].map { Array($0.utf8) }
 
     /// Sends `requests` together; each result is a reply or why there is none.
     func send(_ requests: [[[UInt8]]], timeout: Duration) async -> [Result<BenchReply, BenchTransportFailure>] {
