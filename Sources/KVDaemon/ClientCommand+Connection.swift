@@ -30,6 +30,8 @@ public enum ConnectionCommand: Hashable, Sendable {
     case reset
     /// `FUNCTION FLUSH`: kvd has no functions (no scripting), so there is nothing to delete.
     case functionFlush
+    /// `TIME`: this node's clock, `[unix-seconds, microseconds]`.
+    case time
     /// `CLIENT REDIRECT ON|OFF`: whether a follower answers this connection's writes and
     /// linearizable reads with `-NOTLEADER` (ON) instead of forwarding them to the leader (OFF,
     /// the default); docs/PROTOCOL.md, "Followers".
@@ -88,7 +90,7 @@ extension CommandParser {
         "TYPE", "SUBSTR", "TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME", "DBSIZE", "SCAN", "KEYS", "WATCH", "MULTI", "EXEC",
         "DISCARD", "UNWATCH", "RESET", "SETEX", "PSETEX", "GETSET", "GETDEL", "GETEX", "MSET", "MSETNX", "APPEND",
         "SETRANGE", "INCRBYFLOAT", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "PERSIST", "UNLINK", "RENAME",
-        "RENAMENX", "COPY", "FLUSHDB", "FLUSHALL", "DELIFEQ", "DELEX", "FUNCTION",
+        "RENAMENX", "COPY", "FLUSHDB", "FLUSHALL", "DELIFEQ", "DELEX", "FUNCTION", "RANDOMKEY", "TIME",
     ]
 
     static func parseConfig(_ args: [[UInt8]]) throws(CommandError) -> ClientCommand {

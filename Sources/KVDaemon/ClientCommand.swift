@@ -21,6 +21,8 @@ public enum ClientCommand: Hashable, Sendable {
     case keys(pattern: [UInt8])
     /// `WATCH key ...`: read for the connection, which keeps each key's modification index.
     case watch([[UInt8]])
+    /// `RANDOMKEY`: some live key, or nil if there is none.
+    case randomKey
     case owner([UInt8])
     /// A write through the log; `session` makes it exactly-once.
     case write(KVOperation, session: SessionStamp?, reply: WriteReplyStyle)
@@ -46,7 +48,7 @@ public enum ClientCommand: Hashable, Sendable {
     /// Whether the command reads state, writes through the log, or needs neither.
     public var isRead: Bool {
         switch self {
-        case .read, .getMeta, .list, .owner, .leaseTTL, .scan, .keys, .watch: return true
+        case .read, .getMeta, .list, .owner, .leaseTTL, .scan, .keys, .watch, .randomKey: return true
         case .ping, .echo, .quit, .info, .readOnly, .emptyArray, .write, .lock, .transferLeadership, .connection:
             return false
         }
@@ -88,6 +90,8 @@ public enum CommandParser {
         case "SCAN": return try parseScan(args, countMax: scanCountMax)
         case "KEYS": return .keys(pattern: try exactly(1, args, name)[0])
         case "WATCH": return .watch(try atLeast(1, args, name))
+        case "RANDOMKEY": _ = try exactly(0, args, name); return .randomKey
+        case "TIME": _ = try exactly(0, args, name); return .connection(.time)
         case "MULTI": _ = try exactly(0, args, name); return .connection(.multi)
         case "EXEC": _ = try exactly(0, args, name); return .connection(.exec(session: nil))
         case "DISCARD": _ = try exactly(0, args, name); return .connection(.discard)

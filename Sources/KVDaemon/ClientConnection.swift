@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import KVProtocol
 import KVStore
 import Metrics
@@ -314,6 +317,10 @@ final class ClientConnection: ChannelDuplexHandler {
             return .ok
         case .exec: return .err("EXEC without MULTI")
         case .functionFlush: return .ok
+        case .time:
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            return .array([.bulk(Array(String(now.tv_sec).utf8)), .bulk(Array(String(now.tv_nsec / 1000).utf8))])
         case .reset:
             transaction = nil
             watched = []

@@ -220,6 +220,7 @@ extension RaftDriver {
                 return try scan(after: after, pattern: pattern, count: count, type: type)
             case .keys(let pattern): return try keys(matching: pattern)
             case .watch(let keys): return .array(try machine.versions(keys).map { .integer(Int64(clamping: $0)) })
+            case .randomKey: return .bulk(try randomKey())
             case .owner(let name):
                 guard let holder = try machine.lockOwner(name) else { return .array(nil) }
                 return .array([.integer(Int64(clamping: holder.leaseID)), .integer(Int64(clamping: holder.token))])
@@ -243,6 +244,17 @@ extension RaftDriver {
         let matching = pattern.map { pattern in found.filter { Glob.matches(pattern, $0, ignoringCase: false) } } ?? found
         let cursor = last.map(ScanCursor.encode) ?? "0"
         return .array([.bulk(Array(cursor.utf8)), .array(matching.map { .bulk($0) })])
+    }
+
+    /// `RANDOMKEY`: the first live key at or after a random point of the key space (wrapping to
+    /// the start), O(log n); keys after long gaps come up more often than others. Nil if there
+    /// are no keys, or only expired ones near the point chosen.
+    func randomKey() throws(StorageError) -> [UInt8]? {
+        var generator = SystemRandomNumberGenerator()
+        let point = (0..<8).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let after = try machine.scanKeys(prefix: [], after: point, limit: 16)
+        if let key = after.keys.first { return key }
+        return try machine.scanKeys(prefix: [], after: nil, limit: 16).keys.first
     }
 
     /// `KEYS`: every live key matching `pattern`, examining at most `keysExaminedMax` keys (those

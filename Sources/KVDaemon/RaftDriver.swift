@@ -292,7 +292,7 @@ public final class RaftDriver {
         case .emptyArray: reply.send(.array([]))
         case .connection: reply.send(.err("connection commands are answered by the connection"))
         case .info(let sections): reply.send(.verbatim(infoText(sections: sections)))
-        case .read, .getMeta, .list, .owner, .leaseTTL, .scan, .keys, .watch:
+        case .read, .getMeta, .list, .owner, .leaseTTL, .scan, .keys, .watch, .randomKey:
             startRead(command, routing: routing, deadline: deadline, reply: reply)
         case .write(let operation, let session, let style):
             propose(operation, session: session, kind: .write(style), deadline: deadline, routing: routing, reply: reply)

@@ -213,7 +213,15 @@ extension RaftNode {
             let moved = progress.acknowledge(response.matchIndex)
             if progress.matchIndex >= log.committed { progress.catchingUpFromSnapshot = false }
             leader.progress[message.from] = progress
-            if moved { maybeCommit(&leader) }
+            if moved {
+                maybeCommit(&leader)
+                // A follower that acknowledges an entry already committed (the majority answered
+                // first) is told the commit index now, not at the next heartbeat: a client waiting
+                // on that follower (a forwarded write, a read) waits for it to apply the entry.
+                if progress.announcedCommit < min(log.committed, progress.matchIndex) {
+                    leader.commitAnnouncementPending = true
+                }
+            }
         } else if isCurrentRejection(response, progress) {
             progress.backtrack(to: nextIndexAfterRejection(response))
             leader.progress[message.from] = progress

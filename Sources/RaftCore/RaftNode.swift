@@ -130,7 +130,9 @@ public struct RaftNode: Sendable {
         if !acceptedSnapshotChunks.isEmpty { return true }
         if currentHardState != lastHandedOutHardState { return true }
         if log.hasEntriesToApply { return true }
-        if let leader = leaderState, leader.replicationPending || leader.readRoundPending { return true }
+        if let leader = leaderState, leader.replicationPending || leader.readRoundPending || leader.commitAnnouncementPending {
+            return true
+        }
         return false
     }
 

@@ -198,4 +198,24 @@ import Testing
         #expect(toN3?.prevLogIndex == 1)
         #expect(toN3?.leaderCommit == 1)
     }
+
+    /// Figure 2 "Leaders": a follower whose acknowledgement arrives after its entry committed (the
+    /// other follower answered first) is told the commit index at once, not at the next heartbeat;
+    /// a write it forwarded, or a read it serves, waits for it to apply the entry.
+    @Test func section5_3_aLateAcknowledgerLearnsTheCommitAtOnce() {
+        var leader = Self.steadyLeader()
+        _ = try? leader.propose(bytes("a"))
+        leader.drainMessages()
+        leader.deliver(.appendResponse(from: n2, to: n1, term: 1, match: 2))
+        #expect(leader.log.committed == 2)
+        leader.drainMessages()
+        leader.deliver(.appendResponse(from: n3, to: n1, term: 1, match: 2))
+        let toN3 = leader.drainMessages().filter { $0.to == n3 }
+        #expect(toN3.count == 1)
+        #expect(toN3.first?.appendEntries?.leaderCommit == 2)
+        #expect(toN3.first?.appendEntries?.prevLogIndex == 2)
+        // Told once: the same acknowledgement again sends nothing.
+        leader.deliver(.appendResponse(from: n3, to: n1, term: 1, match: 2))
+        #expect(leader.drainMessages().isEmpty)
+    }
 }
