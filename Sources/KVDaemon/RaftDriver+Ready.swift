@@ -246,16 +246,23 @@ extension RaftDriver {
         return .array([.bulk(Array(cursor.utf8)), .array(matching.map { .bulk($0) })])
     }
 
-    /// `RANDOMKEY`: the first live key at or after a random point of the key space (wrapping to
-    /// the start), O(log n); keys after long gaps come up more often than others. Nil if there
-    /// are no keys, or only expired ones near the point chosen.
+    /// `RANDOMKEY`: a key drawn uniformly from a window of up to `randomKeyWindow` live keys that
+    /// starts at a random point of the key space (and wraps to the start): uniform over all keys
+    /// when there are no more than the window, roughly uniform beyond; O(log n + window). Nil if
+    /// there are no live keys in the window.
     func randomKey() throws(StorageError) -> [UInt8]? {
         var generator = SystemRandomNumberGenerator()
         let point = (0..<8).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        let after = try machine.scanKeys(prefix: [], after: point, limit: 16)
-        if let key = after.keys.first { return key }
-        return try machine.scanKeys(prefix: [], after: nil, limit: 16).keys.first
+        var window = try machine.scanKeys(prefix: [], after: point, limit: Self.randomKeyWindow).keys
+        if window.count < Self.randomKeyWindow {
+            let wrapped = try machine.scanKeys(prefix: [], after: nil, limit: Self.randomKeyWindow - window.count).keys
+            window += wrapped.filter { !window.contains($0) }
+        }
+        return window.randomElement(using: &generator)
     }
+
+    /// Live keys `RANDOMKEY` chooses among.
+    static let randomKeyWindow = 64
 
     /// `KEYS`: every live key matching `pattern`, examining at most `keysExaminedMax` keys (those
     /// with the pattern's literal prefix); beyond that the client is told to use `SCAN`.
