@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole kvd test suite: installs what a fresh machine lacks, builds, then runs every
 # test (Raft paper tests, seeded simulations, storage contract and crash tests, checker tests,
-# protocol and transport tests, real-process cluster tests), then the network fault harness.
+# protocol and transport tests, real-process cluster tests), then the network fault harness,
+# then Redis client libraries against a leader and a follower.
 # RAFT_SIM_SEEDS / RAFT_SIM_FIRST_SEED and KV_SIM_SEEDS / KV_SIM_FIRST_SEED tune the simulations.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,19 @@ if [ "$status" -eq 0 ]; then
     if [ "$faults_status" -ne 0 ]; then
         echo "faults: scripts/faults.sh --short failed with status $faults_status"
         status=$faults_status
+    fi
+fi
+# Then the client compatibility checks (docs/REDIS-COMPAT.md): redis-py 8 (RESP3 and RESP2),
+# redis-cli -3 and ruby-redis against the leader and a follower of a local cluster of release
+# binaries. It installs its clients itself; any failed check fails this script.
+if [ "$status" -eq 0 ]; then
+    set +e
+    scripts/client-compat.sh
+    compat_status=$?
+    set -e
+    if [ "$compat_status" -ne 0 ]; then
+        echo "client-compat: scripts/client-compat.sh failed with status $compat_status"
+        status=$compat_status
     fi
 fi
 # Every test is a Swift Testing test (XCTest reports 0); repeat its count as the plain closing line.
