@@ -284,7 +284,8 @@ extension RaftDriver {
     }
 
     /// Keys whose deadline has passed, proposed for deletion by a leader whose no-op has applied,
-    /// one entry at a time (the next once the last has applied). O(log n) per tick.
+    /// one entry at a time: every tick, and after every loop iteration while a full batch was
+    /// last found (a backlog drains at one batch per commit, not per tick). O(log n) per call.
     func proposeKeyExpiries() {
         if let inFlight = keyExpiryInFlight, machine.appliedIndex < inFlight.index, node.status.currentTerm == inFlight.term {
             return
@@ -297,6 +298,7 @@ extension RaftDriver {
         let command = KVCommand(timestampMillis: now, operation: .expireKeys(due))
         guard let receipt = try? node.propose(command.encoded()) else { return }
         keyExpiryInFlight = (receipt.index, receipt.term)
+        keyExpiryBacklog = due.count == settings.expiryBatchMax
     }
 
     // MARK: Deadlines, roles, snapshots

@@ -116,6 +116,9 @@ public final class RaftDriver {
     var lastLeader: NodeID?
     /// The leader's last key-expiry entry, until it applies (one at a time, see `proposeKeyExpiries`).
     var keyExpiryInFlight: (index: LogIndex, term: Term)?
+    /// The last expiry entry was a full batch: more keys may be due, so the next is proposed as soon
+    /// as it applies.
+    var keyExpiryBacklog = false
     /// When this node last saw the cluster without a leader, for the failover-duration metric.
     var leaderlessSinceMillis: UInt64?
 
@@ -202,6 +205,10 @@ public final class RaftDriver {
             }
         }
         try processReady()
+        if keyExpiryBacklog {
+            proposeKeyExpiries()
+            try processReady()
+        }
         return rejected
     }
 
