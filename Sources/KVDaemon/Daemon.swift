@@ -36,10 +36,11 @@ public enum Daemon {
         let config = try ClusterConfig.load(path: options.configPath)
         let id = NodeID(options.nodeID)
         let me = try config.requireNode(id)
+        // Before anything starts (and logs), and before the data directory is created: a port in
+        // use ends the start with one line and leaves nothing behind.
+        try await checkAddressesFree(me)
         let directory = try DataDirectory(
             path: options.dataDirectory ?? DataDirectory.defaultPath(for: id), clusterID: config.clusterID, nodeID: id)
-        // Before anything starts (and logs): a port in use ends the start with one line.
-        try await checkAddressesFree(me)
         try checkDatabasesOpen(directory)
         let level = options.logLevel
         LoggingSystem.bootstrap { label in
@@ -70,7 +71,7 @@ public enum Daemon {
             services.append(
                 MetricsServer(
                     host: address.host, port: address.port, registry: registry, group: group, logger: logger,
-                    health: { await healthJSON(handle) }))
+                    health: { await healthJSON(handle) }, readiness: { await readiness(handle) }))
         }
         transport.deliverInbound(to: loop.handle)
         let sampler = Task {
@@ -173,7 +174,7 @@ public enum Daemon {
                 host: me.client.host, port: me.client.port, limits: limits, loop: loop, group: group, metrics: metrics,
                 logger: logger)
         } catch {
-            throw DaemonError.startup("cannot listen for clients on \(me.client): \(error)")
+            throw DaemonError.startup("cannot listen for clients on \(me.client): \(socketErrorText(error))")
         }
     }
 
@@ -187,7 +188,7 @@ public enum Daemon {
                 let channel = try await probeBind(host: address.host, port: address.port, group: MultiThreadedEventLoopGroup.singleton)
                 try await channel.close()
             } catch {
-                throw DaemonError.startup("cannot listen for \(purpose) on \(address): \(error)")
+                throw DaemonError.startup("cannot listen for \(purpose) on \(address): \(socketErrorText(error))")
             }
         }
     }
@@ -223,6 +224,14 @@ public enum Daemon {
             return "{\"has_leader\":false,\"error\":\"node is shutting down\"}"
         }
         return healthJSON(info: text)
+    }
+
+    /// The `/ready` verdict, from the node's `INFO kvd`.
+    static func readiness(_ loop: RaftLoopHandle) async -> Readiness {
+        guard case .verbatim(let text) = await loop.submit(.info(sections: ["kvd"]), localReads: true) else {
+            return Readiness(reasons: ["node is shutting down"])
+        }
+        return Readiness(info: text)
     }
 
     /// The `/health` body for an `INFO` reply: every field, numbers as JSON numbers, plus

@@ -4,8 +4,9 @@ import NIOPosix
 public import Prometheus
 public import ServiceLifecycle
 
-/// Serves `GET /metrics` (Prometheus text format) and `GET /health` on the node's `metrics`
-/// address. A deliberately tiny HTTP/1.1 responder: one request per connection, then close, so
+/// Serves `GET /metrics` (Prometheus text format), `GET /health` (the process answers: always 200,
+/// with the node's view as JSON) and `GET /ready` (200 when the node is ready to serve, 503 with
+/// the reasons when not; `Readiness`) on the node's `metrics` address. A deliberately tiny HTTP/1.1 responder: one request per connection, then close, so
 /// it needs no HTTP stack (curl and Prometheus both accept this).
 public struct MetricsServer: Service {
     /// The most bytes of request head read before the request is refused.
@@ -15,14 +16,16 @@ public struct MetricsServer: Service {
     let port: Int
     let registry: PrometheusCollectorRegistry
     let health: @Sendable () async -> String
+    let readiness: @Sendable () async -> Readiness
     let group: any EventLoopGroup
     let logger: Logger
 
     /// - Parameter health: the JSON body of `/health`, computed on demand.
     public init(
         host: String, port: Int, registry: PrometheusCollectorRegistry, group: any EventLoopGroup, logger: Logger,
-        health: @escaping @Sendable () async -> String
+        health: @escaping @Sendable () async -> String, readiness: @escaping @Sendable () async -> Readiness
     ) {
+        self.readiness = readiness
         self.host = host
         self.port = port
         self.registry = registry
@@ -69,8 +72,11 @@ public struct MetricsServer: Service {
                 (status, type, body) = ("200 OK", "text/plain; version=0.0.4", registry.emitToBuffer())
             } else if parts.count >= 2, parts[0] == "GET", parts[1] == "/health" {
                 (status, type, body) = ("200 OK", "application/json", Array(await health().utf8))
+            } else if parts.count >= 2, parts[0] == "GET", parts[1] == "/ready" {
+                let ready = await readiness()
+                (status, type, body) = (ready.isReady ? "200 OK" : "503 Service Unavailable", "application/json", Array(ready.json.utf8))
             } else {
-                (status, type, body) = ("404 Not Found", "text/plain", Array("try /metrics or /health\n".utf8))
+                (status, type, body) = ("404 Not Found", "text/plain", Array("try /metrics, /health or /ready\n".utf8))
             }
             var response = ByteBuffer()
             response.writeString("HTTP/1.1 \(status)\r\nContent-Type: \(type)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n")

@@ -41,3 +41,10 @@ enum PeerSocket {
         return false
     }
 }
+
+/// One line for a socket error: the system's own words for an `IOError` ("Address already in
+/// use"), not NIO's description with the name of its internal function.
+func socketErrorText(_ error: any Error) -> String {
+    guard let error = error as? IOError else { return "\(error)" }
+    return String(cString: strerror(error.errnoCode)) + " (errno \(error.errnoCode))"
+}

@@ -123,7 +123,7 @@ public final class PeerTransport: Service, Sendable {
         } catch let error as IOError where error.errnoCode == EADDRINUSE {
             throw .addressInUse(address)
         } catch {
-            throw .bindFailed(address, "\(error)")
+            throw .bindFailed(address, socketErrorText(error))
         }
         let stopped = state.withLock { state -> Bool in
             if !state.stopped { state.server = server }

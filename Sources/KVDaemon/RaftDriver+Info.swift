@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import KVProtocol
 
 /// `INFO [section ...]` (docs/PROTOCOL.md): Redis's sections with the fields clients and tools read,
 /// then kvd's own. Redis and kvd would clash on `role` (Redis: `master`/`slave`; kvd: the Raft
@@ -22,7 +23,8 @@ extension RaftDriver {
 
     func serverInfoSection() -> String {
         [
-            "# Server", "redis_version:\(ClientConnection.redisCompatibleVersion)", "redis_mode:standalone",
+            "# Server", "redis_version:\(ClientConnection.redisCompatibleVersion)", "kvd_version:\(KVDVersion.current)",
+            "redis_mode:standalone",
             "arch_bits:\(MemoryLayout<Int>.size * 8)", "process_id:\(getpid())",
             "uptime_in_seconds:\((monotonicMillis() - startedAtMillis) / 1000)",
         ].joined(separator: "\r\n") + "\r\n"

@@ -310,6 +310,12 @@ public final class RaftDriver {
                 kind: .lock(name: name, leaseID: lease, waitDeadline: waitDeadline),
                 deadline: max(deadline, waitDeadline ?? 0), routing: routing, reply: reply)
         case .transferLeadership(let target):
+            let voters = node.status.membership.voters
+            guard voters.contains(NodeID(target)) else {
+                let list = voters.sorted().map(\.description).joined(separator: ",")
+                reply.send(.err("node \(target) is not a voter of this cluster (voters: \(list))"))
+                return
+            }
             do {
                 try node.transferLeadership(to: NodeID(target))
                 reply.send(.ok)

@@ -6,6 +6,17 @@ struct RetryState: Sendable {
     var lastFailure: KVClientError?
     var backoff: Duration?
     var redirectsInARow = 0
+    /// What each node last did for this request, by address: for the error that ends it.
+    var lastOutcomes: [String: Outcome] = [:]
+
+    enum Outcome: Sendable {
+        /// It answered, but knew no leader (`-NOTLEADER unknown`).
+        case answeredWithoutLeader
+        /// It answered with something else that did not end the request (a redirect, `-TIMEOUT`).
+        case answered(String)
+        /// No answer: the connection failed or the attempt timed out.
+        case unreachable(String)
+    }
 
     init(deadline: ContinuousClock.Instant) {
         self.deadline = deadline
@@ -31,10 +42,29 @@ struct RetryState: Sendable {
 
     /// The error for a deadline that passed while retrying.
     func exhausted() -> KVClientError {
-        let last = lastFailure.map { ": last error: \($0)" } ?? ""
-        return KVClientError(
-            .deadlineExceeded, "no answer from the cluster before the deadline\(last)",
+        KVClientError(
+            .deadlineExceeded, "no leader reachable before the deadline" + outcomeSummary(),
             outcome: mayHaveTakenEffect ? .indeterminate : .definite)
+    }
+
+    /// `: 1 of 3 nodes answered (127.0.0.1:7001: no leader known); no answer from 127.0.0.1:7002,
+    /// 127.0.0.1:7003 (Connection refused)`: what the nodes said, grouped.
+    func outcomeSummary() -> String {
+        guard !lastOutcomes.isEmpty else { return lastFailure.map { ": last error: \($0)" } ?? "" }
+        var answered: [String] = []
+        var silent: [String: [String]] = [:]
+        for (address, outcome) in lastOutcomes.sorted(by: { $0.key < $1.key }) {
+            switch outcome {
+            case .answeredWithoutLeader: answered.append("\(address): no leader known")
+            case .answered(let what): answered.append("\(address): \(what)")
+            case .unreachable(let why): silent[why, default: []].append(address)
+            }
+        }
+        var parts = ["\(answered.count) of \(lastOutcomes.count) nodes answered" + (answered.isEmpty ? "" : " (\(answered.joined(separator: "; ")))")]
+        for (why, addresses) in silent.sorted(by: { $0.key < $1.key }) {
+            parts.append("no answer from \(addresses.joined(separator: ", ")) (\(why))")
+        }
+        return ": " + parts.joined(separator: "; ")
     }
 }
 
@@ -56,6 +86,7 @@ extension KVClient {
                 reply = try await attempt(arguments, at: target, deadline: attemptDeadline)
             } catch {
                 // The node is down or cut off: it is no longer a good guess for the leader.
+                retry.lastOutcomes[target.description] = .unreachable(Self.reason(error))
                 rememberLeader(nil)
                 try retry.record(error, idempotent: idempotent)
                 target = nextEndpoint(after: target)
@@ -70,6 +101,8 @@ extension KVClient {
             switch failure.code {
             case "NOTLEADER":
                 retry.lastFailure = failure
+                retry.lastOutcomes[target.description] =
+                    Self.redirectTarget(line).map { .answered("redirected to \($0)") } ?? .answeredWithoutLeader
                 if let leader = Self.redirectTarget(line), leader != target,
                     retry.redirectsInARow <= configuration.endpoints.count
                 {
@@ -85,6 +118,7 @@ extension KVClient {
                 try await pause(&retry)
             case "TIMEOUT", "UNAVAILABLE":
                 // Ask the same node again: if it lost leadership it redirects to the new leader.
+                retry.lastOutcomes[target.description] = .answered(line)
                 try retry.record(failure, idempotent: idempotent)
                 try await pause(&retry)
             default:
@@ -103,6 +137,21 @@ extension KVClient {
             try await Task.sleep(for: min(step, remaining))
         } catch {
             throw retry.exhausted()
+        }
+    }
+
+    /// Why an attempt got no answer, in a few words (`Connection refused`, `timed out`).
+    static func reason(_ error: KVClientError) -> String {
+        switch error.kind {
+        case .deadlineExceeded: return "timed out"
+        case .connectionLost: return "connection lost"
+        default:
+            // "cannot connect: Connection refused (127.0.0.1:7002)" -> "Connection refused".
+            let text = error.message
+            let afterColon = text.split(separator: ":", maxSplits: 1).last.map { String($0) } ?? text
+            let withoutAddress = afterColon.split(separator: "(").first.map { String($0) } ?? afterColon
+            let trimmed = String(withoutAddress.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+            return trimmed.isEmpty ? text : trimmed
         }
     }
 

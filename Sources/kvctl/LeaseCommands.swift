@@ -56,8 +56,14 @@ struct LeaseCommand: AsyncParsableCommand {
     }
 
     struct TTL: AsyncParsableCommand {
+        /// Milliseconds as seconds with three decimals (`1.500`).
+        static func seconds(_ millis: Int64) -> String {
+            let whole = millis / 1000, fraction = millis % 1000
+            return "\(whole)." + String(repeating: "0", count: 3 - String(fraction).count) + String(fraction)
+        }
+
         static let configuration = CommandConfiguration(
-            commandName: "ttl", abstract: "Print lease ID's remaining and granted time to live, in milliseconds.")
+            commandName: "ttl", abstract: "Print lease ID's remaining and granted time to live, in seconds (as `grant` takes them).")
         @OptionGroup var cluster: ClusterOptions
         @OptionGroup var deadline: TimeoutOption
         @Argument var id: String
@@ -69,7 +75,7 @@ struct LeaseCommand: AsyncParsableCommand {
                 guard case .array(let parts) = reply, parts.count == 2,
                     case .integer(let remaining) = parts[0], case .integer(let granted) = parts[1]
                 else { throw CLIError("unexpected reply to LEASE TTL: \(reply)") }
-                Output.line("remaining_ms=\(remaining) granted_ms=\(granted)")
+                Output.line("remaining=\(Self.seconds(remaining))s granted=\(Self.seconds(granted))s")
             }
         }
     }

@@ -39,9 +39,14 @@ struct TimeoutOption: ParsableArguments {
     @Option(name: .long, help: "Seconds to keep retrying across nodes before giving up.")
     var timeout: Double = 10
 
+    /// A bad `--timeout` is a usage error (exit 64), like every other bad option.
+    func validate() throws {
+        guard timeout > 0, timeout <= 86_400 else { throw ValidationError("--timeout must be in (0, 86400] seconds") }
+    }
+
     var duration: Duration {
         get throws {
-            guard timeout > 0, timeout <= 86_400 else { throw CLIError("--timeout must be in (0, 86400] seconds") }
+            try validate()
             return .milliseconds(Int64(timeout * 1000))
         }
     }

@@ -16,7 +16,12 @@ struct KVCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kvctl",
         abstract: "Command-line client for a kvd cluster.",
-        discussion: "Writes are sent through an exactly-once session, so a retry after a failover applies at most once.",
+        discussion: """
+            Writes are sent through an exactly-once session, so a retry after a failover applies at most once. \
+            Every command takes --timeout SECONDS after its name (default 10): how long to keep retrying across \
+            nodes; for `lock` it is the wait for the lock.
+            """,
+        version: KVDVersion.current,
         subcommands: [
             Put.self, Get.self, Del.self, Cas.self, List.self, LeaseCommand.self, Lock.self, Unlock.self,
             Fence.self, Status.self, LeaderCommand.self, Bench.self,

@@ -1,5 +1,6 @@
 import ArgumentParser
 import KVDaemon
+import KVProtocol
 import Logging
 
 #if canImport(Glibc)
@@ -15,7 +16,8 @@ struct KVD: AsyncParsableCommand {
         discussion: """
             Every node of a cluster runs with the same cluster.conf. The data directory defaults to \
             data/ID. SIGTERM stops gracefully: a leader hands leadership over first.
-            """)
+            """,
+        version: KVDVersion.current)
 
     @Option(name: .long, help: "The cluster configuration file (see docs/CONFIGURATION.md).")
     var config: String

@@ -52,7 +52,10 @@ extension ClusterTests {
             let listener = try listenOn(port: port)
             defer { close(listener) }
             try await expectBadStart(
-                cluster, ["--config", config, "--id", "1", "--data-dir", data + "-\(port)"], mentions: [String(port)])
+                cluster, ["--config", config, "--id", "1", "--data-dir", data + "-\(port)"],
+                mentions: [String(port), "Address already in use"])
+            // Nothing is left behind: the data directory is created only once the ports are free.
+            #expect(access(data + "-\(port)", F_OK) != 0, "a failed start left its data directory")
         }
 
         // A data directory from another cluster (and from another node of this one).

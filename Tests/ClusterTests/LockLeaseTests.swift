@@ -64,7 +64,7 @@ extension ClusterTests {
             let id = grant.output
             #expect(UInt64(id) != nil, "lease id: \(grant)")
             let ttl = try await cluster.kvctl(["lease", "ttl", id])
-            #expect(ttl.status == 0 && ttl.output.hasPrefix("remaining_ms=") && ttl.output.hasSuffix("granted_ms=5000"), "\(ttl)")
+            #expect(ttl.status == 0 && ttl.output.hasPrefix("remaining=") && ttl.output.hasSuffix("granted=5.000s"), "\(ttl)")
             let keepalive = try await cluster.kvctl(["lease", "keepalive", id])
             #expect(keepalive.status == 0 && keepalive.output == "5", "\(keepalive)")
             let revoke = try await cluster.kvctl(["lease", "revoke", id])
