@@ -26,6 +26,9 @@ struct Progress: Sendable {
     var stalledTicks = 0
     /// The commit index carried by the last message sent to this follower.
     var announcedCommit: LogIndex = .zero
+    /// The driver reported the follower unreachable (its connection ended) and it has not answered
+    /// since: no leadership hand-over goes to it.
+    var reportedUnreachable = false
 
     enum Mode: Sendable, Equatable {
         /// Position unknown: one message at a time.

@@ -76,11 +76,17 @@ extension RaftNode {
         if let error = result { throw error }
     }
 
-    /// On a leader, the voter with the most of the log (ties: lowest id) — where a leader should
-    /// hand over before it stops. Nil on other roles or in a single-voter cluster.
+    /// On a leader, the voter with the most of the log (ties: lowest id) among those heard from
+    /// within an election timeout and not reported unreachable since — where a leader should hand over before it stops (a voter that
+    /// is down would only make the stop wait out the transfer). Nil on other roles, in a
+    /// single-voter cluster, or when no other voter answers.
     public var bestTransferTarget: NodeID? {
         guard let leader = leaderState else { return nil }
-        return log.membership.voters.subtracting([id]).sorted().max {
+        let live = log.membership.voters.subtracting([id]).filter { voter in
+            guard let progress = leader.progress[voter], !progress.reportedUnreachable else { return false }
+            return ticksElapsed - min(ticksElapsed, progress.lastHeardTick) <= UInt64(configuration.electionTimeoutTicks)
+        }
+        return live.sorted().max {
             (leader.progress[$0]?.matchIndex ?? .zero) < (leader.progress[$1]?.matchIndex ?? .zero)
         }
     }

@@ -19,10 +19,15 @@
 /// tries a stagger later.
 extension RaftNode {
     /// The driver's evidence that `peer` is gone, e.g. its connection ended without a goodbye or
-    /// was refused. Does something only on a voting follower whose leader is `peer`: it forgets
-    /// the leader (ending its lease, so it grants other followers' pre-votes) and campaigns at
-    /// its place in the stagger.
+    /// was refused. A voting follower whose leader is `peer` forgets the leader (ending its lease,
+    /// so it grants other followers' pre-votes) and campaigns at its place in the stagger; a
+    /// leader stops counting `peer` as a hand-over target until it answers again.
     public mutating func peerUnreachable(_ peer: NodeID) {
+        if isLeader {
+            // It keeps replicating to the peer (the connection may come back).
+            withLeader { _, leader in leader.progress[peer]?.reportedUnreachable = true }
+            return
+        }
         guard case .follower = role, leaderID == peer, peer != id else { return }
         campaignAfterLeaderLoss(peer)
     }

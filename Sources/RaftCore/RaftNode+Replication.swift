@@ -208,6 +208,7 @@ extension RaftNode {
         }
         progress.recentlyActive = true
         progress.lastHeardTick = ticksElapsed
+        progress.reportedUnreachable = false
         progress.ackedRound = max(progress.ackedRound, response.round)
         if response.success {
             let moved = progress.acknowledge(response.matchIndex)

@@ -149,6 +149,7 @@ extension RaftNode {
         guard var progress = leader.progress[message.from] else { return }
         progress.recentlyActive = true
         progress.lastHeardTick = ticksElapsed
+        progress.reportedUnreachable = false
         progress.ackedRound = max(progress.ackedRound, response.round)
         if response.installed {
             if response.matchIndex <= log.lastIndex { progress.finishSnapshot(matchIndex: response.matchIndex) }

@@ -92,4 +92,32 @@ import Testing
         #expect(learner.roleName == .follower)
         #expect(learner.currentTerm == 1)
     }
+
+    /// Thesis §3.10 (a leader stepping down hands over first): the target is the most caught-up
+    /// voter heard from within an election timeout, never one that has gone silent (the stop
+    /// would only wait out a transfer to a dead node); none if every other voter is silent.
+    @Test func thesis3_10_handOverTargetIsALiveVoter() {
+        var cluster = Cluster(voters: [n1, n2, n3, n4, n5])
+        cluster.elect(n1)
+        cluster.propose(n1, "a")
+        cluster.deliverAll()
+        #expect(cluster[n1].bestTransferTarget == n2, "all caught up: the lowest id")
+        // n2 goes silent: after an election timeout without a word from it, n3 is chosen.
+        cluster.cut(n1, n2)
+        cluster.tick(cluster[n1].configuration.electionTimeoutTicks + 1)
+        #expect(cluster[n1].status.role == .leader)
+        #expect(cluster[n1].bestTransferTarget == n3)
+        // n3's connection ends: it is passed over at once, until it answers again.
+        cluster[n1].peerUnreachable(n3)
+        #expect(cluster[n1].bestTransferTarget == n4)
+        cluster.propose(n1, "b")
+        cluster.deliverAll()
+        #expect(cluster[n1].bestTransferTarget == n3, "n3 answered again")
+        for other in [n3, n4, n5] { cluster.cut(n1, other) }
+        cluster.tick(n1, cluster[n1].configuration.electionTimeoutTicks / 2)
+        if cluster[n1].status.role == .leader {
+            cluster.tick(n1, cluster[n1].configuration.electionTimeoutTicks / 2 + 1)
+        }
+        #expect(cluster[n1].bestTransferTarget == nil, "no voter heard from (or no longer leading)")
+    }
 }
