@@ -343,6 +343,7 @@ extension RaftDriver {
                 metadata: [
                     "was": "\(roleName(lastRole))", "leader": "\(status.leaderID.map(\.description) ?? "none")",
                     "commit": "\(status.commitIndex)", "applied": "\(status.appliedIndex)",
+                    "reason": "\(roleChangeReason(from: lastRole, lastLeader: lastLeader, to: status))",
                 ])
         }
         if status.leaderID != lastLeader {
@@ -356,10 +357,27 @@ extension RaftDriver {
             }
             lastLeader = status.leaderID
         }
+        if status.role != lastRole || status.leaderID != lastLeader { leaderLossReason = nil }
         lastRole = status.role
         metrics.term.record(Int64(clamping: status.currentTerm.rawValue))
         metrics.hasLeader.record(status.leaderID == nil ? 0 : 1)
         metrics.applyLag.record(Int64(clamping: status.commitIndex.rawValue &- status.appliedIndex.rawValue))
+    }
+
+    /// Why the role or the known leader changed, as far as this node can tell, for the log.
+    func roleChangeReason(from was: RaftRole, lastLeader: NodeID?, to status: RaftStatus) -> String {
+        switch (was, status.role) {
+        case (_, .leader) where was != .leader: return "won the election"
+        case (.leader, _) where status.leaderID == nil: return "lost contact with a majority (CheckQuorum)"
+        case (.leader, _): return "a leader of a newer term"
+        case (_, .preCandidate), (_, .candidate):
+            if let lost = leaderLossReason { return lost }
+            return lastLeader.map { "no word from leader \($0) for an election timeout" } ?? "no leader for an election timeout"
+        case (_, .follower) where status.leaderID != nil && lastLeader == nil: return "heard from the leader"
+        case (_, .follower) where status.leaderID != nil: return "a new leader"
+        case (.preCandidate, .follower), (.candidate, .follower): return "a candidate of a newer term, or the pre-vote failed"
+        default: return leaderLossReason ?? "leader lost"
+        }
     }
 
     func roleName(_ role: RaftRole) -> String {

@@ -114,6 +114,8 @@ public final class RaftDriver {
     var forwarding = ForwardingCounters()
     var lastRole: RaftRole = .follower
     var lastLeader: NodeID?
+    /// What the transport reported about the leader this node lost, for the next role-change log.
+    var leaderLossReason: String?
     /// The leader's last key-expiry entry, until it applies (one at a time, see `proposeKeyExpiries`).
     var keyExpiryInFlight: (index: LogIndex, term: Term)?
     /// The last expiry entry was a full batch: more keys may be due, so the next is proposed as soon
@@ -264,6 +266,7 @@ public final class RaftDriver {
         let before = node.status
         node.peerUnreachable(peer)
         guard before.leaderID == peer, node.status.leaderID == nil else { return }
+        leaderLossReason = "leader \(peer) unreachable (its connection ended)"
         metrics.leaderLost.increment()
         logger.info(
             "leader unreachable; starting a pre-vote round early",
@@ -275,6 +278,7 @@ public final class RaftDriver {
     func onPeerStalled(_ peer: NodeID) {
         guard node.status.leaderID == peer else { return }
         logger.info("leader stopped answering probes; campaigning when the leader lease ends", metadata: ["leader": "\(peer)"])
+        leaderLossReason = "leader \(peer) stopped answering probes"
         node.peerStalled(peer)
     }
 
