@@ -6,7 +6,7 @@ import Logging
 import Glibc
 #endif
 
-/// `kvd --config FILE --id ID [--data-dir DIR]`, or
+/// `kvd --config FILE --id ID [--data-dir DIR] [--force-new-cluster]`, or
 /// `kvd --config NEW.conf --id ID --restore-from BACKUP [--data-dir DIR]` (builds the data
 /// directory from a backup and exits).
 @main
@@ -36,6 +36,11 @@ struct KVD: AsyncParsableCommand {
         help: "Build this node's data directory of a NEW cluster from a backup file (kvctl snapshot save), then exit.")
     var restoreFrom: String?
 
+    @Flag(
+        name: .customLong("force-new-cluster"),
+        help: "LAST RESORT when a majority is lost for good: make this node a one-node cluster with its data, then start.")
+    var forceNewCluster = false
+
     func run() async throws {
         if let restoreFrom {
             do {
@@ -52,7 +57,8 @@ struct KVD: AsyncParsableCommand {
             Self.exit(withError: ValidationError("unknown log level '\(logLevel)'"))
         }
         do {
-            try await Daemon.run(Daemon.Options(configPath: config, nodeID: id, dataDirectory: dataDir, logLevel: level))
+            try await Daemon.run(Daemon.Options(
+                    configPath: config, nodeID: id, dataDirectory: dataDir, logLevel: level, forceNewCluster: forceNewCluster))
         } catch {
             // One clear line, then a non-zero exit.
             var stderr = StandardError()
