@@ -26,20 +26,22 @@ struct SnapshotSave: AsyncParsableCommand {
 
     func run() async throws {
         let timeout = try deadline.duration
-        var configuration = KVClient.Configuration(endpoints: try cluster.resolveNodes().map(\.endpoint))
+        let nodes = try cluster.resolveNodes()
+        var configuration = KVClient.Configuration(endpoints: nodes.map(\.endpoint))
         configuration.limits.bulkBytesMax = BackupFormat.chunkBytesMax
         configuration.limits.messageBytesMax = BackupFormat.chunkBytesMax + BackupFormat.headerBytesMax
         let client = KVClient(configuration: configuration)
-        defer { Task { await client.close() } }
-        let leader = try await Self.findLeader(client, nodes: try cluster.resolveNodes(), timeout: timeout)
-        let begin = try await client.request(["SNAPSHOT", "BEGIN"], at: leader, timeout: timeout)
-        guard case .array(let fields) = begin, fields.count == 2, case .integer(let id) = fields[0],
-            case .bulkString(let header) = fields[1]
-        else { throw CLIError("the leader \(leader) refused the backup: \(Self.describe(begin))") }
-        let metadata: BackupMetadata
-        do { metadata = try BackupMetadata.parse(String(decoding: header, as: UTF8.self)) } catch {
-            throw CLIError("the leader \(leader) sent a backup header this kvctl cannot read: \(error)")
+        do {
+            try await save(client, nodes: nodes, timeout: timeout)
+            await client.close()
+        } catch {
+            await client.close()
+            throw error
         }
+    }
+
+    private func save(_ client: KVClient, nodes: [ConfiguredNode], timeout: Duration) async throws {
+        let (leader, id, metadata) = try await Self.begin(client, nodes: nodes, timeout: timeout)
         let writer: BackupFileWriter
         do {
             writer = try BackupFileWriter(path: file, metadata: metadata)
@@ -60,6 +62,32 @@ struct SnapshotSave: AsyncParsableCommand {
                 + "\(writer.rows) rows in \(writer.chunks) chunks, \(writer.bytesWritten) bytes")
     }
 
+    /// Starts a backup on the leader, looking for it again (until `timeout`) if leadership moved
+    /// or the leader is busy with other backups.
+    static func begin(
+        _ client: KVClient, nodes: [ConfiguredNode], timeout: Duration
+    ) async throws -> (leader: KVEndpoint, id: Int64, metadata: BackupMetadata) {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let leader = try await findLeader(client, nodes: nodes, deadline: deadline)
+            let reply = try? await client.request(["SNAPSHOT", "BEGIN"], at: leader, timeout: timeout)
+            if case .array(let fields) = reply, fields.count == 2, case .integer(let id) = fields[0],
+                case .bulkString(let header) = fields[1]
+            {
+                do { return (leader, id, try BackupMetadata.parse(String(decoding: header, as: UTF8.self))) } catch {
+                    throw CLIError("the leader \(leader) sent a backup header this kvctl cannot read: \(error)")
+                }
+            }
+            guard ContinuousClock.now < deadline else {
+                throw CLIError("the leader \(leader) refused the backup: \(reply.map(describe) ?? "no answer")")
+            }
+            try await Task.sleep(for: retryPause)
+        }
+    }
+
+    /// The pause between two attempts to find the leader or start the backup.
+    static let retryPause = Duration.milliseconds(200)
+
     /// Chunk `sequence`, asked again after a lost reply (the node repeats its last chunk).
     static func chunk(
         _ client: KVClient, _ leader: KVEndpoint, id: Int64, sequence: UInt64, timeout: Duration
@@ -79,14 +107,13 @@ struct SnapshotSave: AsyncParsableCommand {
         throw CLIError("backup chunk \(sequence) from \(leader) failed \(chunkAttemptsMax) times: \(lastFailure)")
     }
 
-    /// The node that calls itself leader, asking every node `INFO` until `timeout`.
-    static func findLeader(_ client: KVClient, nodes: [ConfiguredNode], timeout: Duration) async throws -> KVEndpoint {
-        let deadline = ContinuousClock.now + timeout
+    /// The node that calls itself leader, asking every node `INFO` until `deadline`.
+    static func findLeader(_ client: KVClient, nodes: [ConfiguredNode], deadline: ContinuousClock.Instant) async throws -> KVEndpoint {
         while true {
             let infos = await NodeInfo.collect(client: client, nodes: nodes, timeout: .seconds(2))
             if let leader = infos.first(where: { $0.role == "leader" }) { return leader.configured.endpoint }
             guard ContinuousClock.now < deadline else { throw CLIError("no node is leader; cannot take a backup") }
-            try await Task.sleep(for: .milliseconds(200))
+            try await Task.sleep(for: retryPause)
         }
     }
 
