@@ -28,13 +28,17 @@ enum ForceNewCluster {
         do {
             let storage = try SQLiteLogStorage(path: logPath)
             let state = try storage.load()
-            let previous =
+            // The membership the log itself records; without one the node would follow the
+            // configuration file (which the operator may have edited already), so the entry is
+            // written whatever the file says.
+            let recorded =
                 state.entries.reversed().lazy.compactMap { entry -> ClusterMembership? in
                     if case .membership(let membership) = entry.payload { return membership }
                     return nil
-                }.first ?? state.snapshot?.metadata.membership ?? bootstrap
+                }.first ?? state.snapshot?.metadata.membership
             let alone = ClusterMembership(voters: [id])
-            guard previous != alone else { return nil }
+            guard recorded != alone else { return nil }
+            let previous = recorded ?? bootstrap
             let lastIndex = state.entries.last?.index ?? state.snapshot?.metadata.lastIncludedIndex ?? .zero
             let lastTerm = state.entries.last?.term ?? state.snapshot?.metadata.lastIncludedTerm ?? .zero
             let term = Term(max(state.hardState.currentTerm.rawValue, lastTerm.rawValue) + 1)

@@ -2,6 +2,10 @@ import Foundation
 import KVProtocol
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 extension ClusterTests {
     @Test("force-new-cluster: the last survivor of three becomes a one-node cluster with its data, and tokens go forward")
     func forceNewCluster() async throws {
@@ -17,8 +21,9 @@ extension ClusterTests {
             }
             for id in cluster.ids { try await cluster.kill9(id) }
 
+            // With the full configuration: without the flag the survivor could never win an election.
             let node = cluster.node(survivor)
-            _ = try cluster.spawn(
+            let forced = try cluster.spawn(
                 Tools.kvd,
                 ["--config", cluster.configPath, "--id", String(survivor), "--data-dir", node.dataDirectory, "--force-new-cluster"],
                 stdout: node.logPath, stderr: node.logPath)
@@ -37,6 +42,22 @@ extension ClusterTests {
             let newToken = try await Self.takeLock(survivorClient, "other")
             #expect(newToken > oldToken, "tokens go forward: \(newToken) vs \(oldToken)")
             await survivorClient.close()
+
+            // As the runbook says, its configuration then keeps only its own node line; later
+            // starts need no flag.
+            forced.signal(SIGTERM)
+            _ = try await forced.wait(timeout: .seconds(20))
+            let alone = cluster.directory + "/alone.conf"
+            let lines = readFile(cluster.configPath).split(separator: "\n").filter { !$0.hasPrefix("node ") || $0.hasPrefix("node \(survivor) ") }
+            try writeFile(alone, lines.joined(separator: "\n") + "\n")
+            _ = try cluster.spawn(
+                Tools.kvd, ["--config", alone, "--id", String(survivor), "--data-dir", node.dataDirectory],
+                stdout: node.logPath, stderr: node.logPath)
+            try await eventually("node \(survivor) to lead alone again", diagnostics: { cluster.diagnostics() }) {
+                await cluster.info(survivor)?["role"] == "leader"
+            }
+            let after = try await cluster.kvctl(via: survivor, ["get", "after"])
+            #expect(after.output == "force", "\(after)")
         }
     }
 }

@@ -21,6 +21,13 @@ import Testing
             #expect(state.entries.last?.payload == .membership(ClusterMembership(voters: [2])))
             #expect(state.hardState.currentTerm == 8 && state.hardState.commitIndex == 4)
             #expect(try ForceNewCluster.rewrite(logPath: path, id: 2, bootstrap: ClusterMembership(voters: [1, 2, 3])) == nil)
+            // A log that records no membership follows the configuration file; even a file already
+            // cut down to this node gets the entry, so the log alone decides from then on.
+            let fresh = "\(directory)/fresh.sqlite"
+            try SQLiteLogStorage(path: fresh).persist(
+                hardState: HardState(currentTerm: 2, votedFor: nil, commitIndex: 3), entries: Array(entries.prefix(3)), snapshot: nil, sync: true)
+            let written = try #require(try ForceNewCluster.rewrite(logPath: fresh, id: 2, bootstrap: ClusterMembership(voters: [2])))
+            #expect(written.index == 4 && written.term == 4)
         }
     }
 }
