@@ -76,3 +76,51 @@ extension ClusterTests {
         }
     }
 }
+
+extension ClusterTests {
+    @Test("SNAPSHOT on the wire: leader only, at most two at once, chunks in order, a repeat is the same bytes")
+    func backupProtocolBounds() async throws {
+        try await withCluster(size: 3) { cluster, leader in
+            try await Self.writeKeys(cluster, prefix: "b", count: 50)
+            let follower = try #require(cluster.ids.first { $0 != leader })
+            let leaderPort = cluster.node(leader).clientPort, followerPort = cluster.node(follower).clientPort
+            try await offload {
+                let other = try RawConnection(port: followerPort)
+                defer { other.close() }
+                let refused = try other.readAfter(multibulk(["SNAPSHOT", "BEGIN"]))
+                #expect(refused.errorText?.hasPrefix("NOTLEADER \(leader) ") == true, "a follower redirects: \(refused)")
+
+                let connection = try RawConnection(port: leaderPort)
+                defer { connection.close() }
+                var ids: [Int64] = []
+                for _ in 0..<2 {
+                    guard case .array(let fields?) = try connection.readAfter(multibulk(["SNAPSHOT", "BEGIN"])),
+                        case .integer(let id) = fields.first, case .bulk(let header?) = fields.last
+                    else { throw TestFailure("BEGIN did not start a backup") }
+                    #expect(String(decoding: header, as: UTF8.self).contains("cluster-id ctest\n"))
+                    ids.append(id)
+                }
+                let third = try connection.readAfter(multibulk(["SNAPSHOT", "BEGIN"]))
+                #expect(third.errorText?.hasPrefix("UNAVAILABLE") == true, "a third backup waits: \(third)")
+
+                let id = String(ids[0])
+                let skipped = try connection.readAfter(multibulk(["SNAPSHOT", "CHUNK", id, "1"]))
+                #expect(skipped.errorText?.hasPrefix("ERR") == true, "chunks come in order: \(skipped)")
+                let first = try connection.readAfter(multibulk(["SNAPSHOT", "CHUNK", id, "0"]))
+                let repeated = try connection.readAfter(multibulk(["SNAPSHOT", "CHUNK", id, "0"]))
+                #expect(first == repeated, "a repeated request gets the same chunk")
+                guard case .array(let fields?) = first, fields.count == 3, case .bulk(let bytes?) = fields[1] else {
+                    throw TestFailure("bad CHUNK reply \(first)")
+                }
+                #expect(bytes.count > 13, "the chunk holds rows")
+
+                #expect(try connection.readAfter(multibulk(["SNAPSHOT", "END", String(ids[1])])) == .simple("OK"))
+                guard case .array = try connection.readAfter(multibulk(["SNAPSHOT", "BEGIN"])) else {
+                    throw TestFailure("END did not free a place")
+                }
+                let gone = try connection.readAfter(multibulk(["SNAPSHOT", "CHUNK", String(ids[1]), "0"]))
+                #expect(gone.errorText?.contains("no backup") == true, "\(gone)")
+            }
+        }
+    }
+}
