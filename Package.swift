@@ -91,6 +91,7 @@ let package = Package(
             name: "kvctl",
             dependencies: [
                 "KVProtocol",
+                "KVStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

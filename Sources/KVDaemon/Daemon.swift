@@ -20,12 +20,17 @@ public enum Daemon {
         public var nodeID: UInt64
         public var dataDirectory: String?
         public var logLevel: Logger.Level
+        /// `--force-new-cluster`: make this node a one-node cluster first (`ForceNewCluster`).
+        public var forceNewCluster: Bool
 
-        public init(configPath: String, nodeID: UInt64, dataDirectory: String?, logLevel: Logger.Level) {
+        public init(
+            configPath: String, nodeID: UInt64, dataDirectory: String?, logLevel: Logger.Level, forceNewCluster: Bool = false
+        ) {
             self.configPath = configPath
             self.nodeID = nodeID
             self.dataDirectory = dataDirectory
             self.logLevel = logLevel
+            self.forceNewCluster = forceNewCluster
         }
     }
 
@@ -50,6 +55,10 @@ public enum Daemon {
         }
         var logger = Logger(label: "kvd")
         logger[metadataKey: "node"] = "\(id)"
+        if options.forceNewCluster {
+            let outcome = try ForceNewCluster.rewrite(logPath: directory.raftLogPath, id: id, bootstrap: config.membership)
+            ForceNewCluster.report(outcome, id: id, logger: logger)
+        }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let metrics = DaemonMetrics()

@@ -228,7 +228,7 @@ extension RaftDriver {
                 guard let lease = try machine.lease(id) else { return .err("lease \(id) not found") }
                 let remaining = leases.remainingMillis(id, nowMillis: monotonicMillis()) ?? lease.remainingMillis
                 return .array([.integer(Int64(clamping: remaining)), .integer(Int64(clamping: lease.ttlMillis))])
-            case .ping, .echo, .quit, .info, .readOnly, .emptyArray, .write, .lock, .transferLeadership, .connection:
+            case .ping, .echo, .quit, .info, .readOnly, .emptyArray, .write, .lock, .transferLeadership, .backup, .connection:
                 return .err("not a read")
             }
         } catch {

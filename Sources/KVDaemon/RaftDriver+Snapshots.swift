@@ -197,7 +197,7 @@ extension RaftDriver {
     func resetLongWALs() throws(DaemonError) {
         let limit = settings.walResetFrames, residual = settings.walResidualFramesMax
         do {
-            if outgoing.isEmpty, let progress = settings.stateWALProgress,
+            if outgoing.isEmpty, backups.isEmpty, let progress = settings.stateWALProgress,
                 try machine.checkpointIfWALExceeds(limit, progress: progress, residualFrames: residual)
             {
                 metrics.walResets.increment()

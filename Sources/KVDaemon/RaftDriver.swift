@@ -85,6 +85,9 @@ public final class RaftDriver {
     var incoming: IncomingTransfer?
     /// Followers whose transfer must start over (set while handling a `Ready`, done after it).
     var transfersToRestart: [NodeID] = []
+    /// Backups being streamed to clients (`SNAPSHOT BEGIN`), by id.
+    var backups: [UInt64: BackupTransfer] = [:]
+    var nextBackupID: UInt64 = 1
     /// Loop iteration durations, for `INFO`.
     var iterations = LoopIterationStats()
     /// Where the current iteration's time went, for the slow-iteration warning.
@@ -258,6 +261,7 @@ public final class RaftDriver {
         proposeKeyExpiries()
         expireDeadlines(now: now)
         dropIdleTransfers(now: now)
+        dropIdleBackups(now: now)
     }
 
     /// The transport saw `peer` go away. If it led this node, the node forgets it and campaigns
@@ -326,6 +330,7 @@ public final class RaftDriver {
             } catch {
                 reply.send(proposalErrorReply(error))
             }
+        case .backup(let step): reply.send(serveBackup(step))
         }
     }
 

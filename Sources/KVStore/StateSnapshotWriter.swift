@@ -18,7 +18,7 @@ public final class StateSnapshotWriter {
     /// Rows written so far.
     public private(set) var rowsWritten = 0
 
-    private var db: SQLiteConnection?
+    var db: SQLiteConnection?
     private var inserts: [SQLiteStatement] = []
 
     /// Creates `path` afresh (removing any earlier file there and its WAL) with the state schema.

@@ -45,6 +45,12 @@ extension RaftNode {
         return Snapshot(metadata: metadata, data: [])
     }
 
+    /// The term and membership of the log at `index` (the applied index, or the snapshot's), for a
+    /// backup of the state as of it; nil if the log no longer holds that entry.
+    public func snapshotMetadata(at index: LogIndex) -> SnapshotMetadata? {
+        log.metadata(at: index)
+    }
+
     /// The leader's driver could not produce the chunk it was asked for (its read of the state
     /// failed, or it serves too many transfers at once): start `peer`'s transfer over, from
     /// offset zero and the state as of the applied index at the next attempt.

@@ -7,7 +7,9 @@ import Logging
 import Glibc
 #endif
 
-/// `kvd --config FILE --id ID [--data-dir DIR]`.
+/// `kvd --config FILE --id ID [--data-dir DIR] [--force-new-cluster]`, or
+/// `kvd --config NEW.conf --id ID --restore-from BACKUP [--data-dir DIR]` (builds the data
+/// directory from a backup and exits).
 @main
 struct KVD: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -31,12 +33,34 @@ struct KVD: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    @Option(
+        name: .customLong("restore-from"),
+        help: "Build this node's data directory of a NEW cluster from a backup file (kvctl snapshot save), then exit.")
+    var restoreFrom: String?
+
+    @Flag(
+        name: .customLong("force-new-cluster"),
+        help: "LAST RESORT when a majority is lost for good: make this node a one-node cluster with its data, then start.")
+    var forceNewCluster = false
+
     func run() async throws {
+        if let restoreFrom {
+            do {
+                let outcome = try Restore.run(Restore.Options(configPath: config, nodeID: id, backupPath: restoreFrom, dataDirectory: dataDir))
+                print("kvd: \(outcome)")
+                return
+            } catch {
+                var stderr = StandardError()
+                print("kvd: \(error)", to: &stderr)
+                Glibc.exit(1)
+            }
+        }
         guard let level = Logger.Level(rawValue: logLevel) else {
             Self.exit(withError: ValidationError("unknown log level '\(logLevel)'"))
         }
         do {
-            try await Daemon.run(Daemon.Options(configPath: config, nodeID: id, dataDirectory: dataDir, logLevel: level))
+            try await Daemon.run(Daemon.Options(
+                    configPath: config, nodeID: id, dataDirectory: dataDir, logLevel: level, forceNewCluster: forceNewCluster))
         } catch {
             // One clear line, then a non-zero exit.
             var stderr = StandardError()
