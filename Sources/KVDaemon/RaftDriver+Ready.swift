@@ -155,7 +155,7 @@ extension RaftDriver {
             for waiter in requests.takeLockWaiters(leaseID: lease) {
                 waiter.reply.send(.err("lease \(lease) ended while waiting for the lock"))
             }
-        case .leaseGranted, .leaseRenewed, .sessionExpired:
+        case .leaseGranted, .leaseRenewed, .sessionExpired, .membersChanged:
             break
         }
     }
