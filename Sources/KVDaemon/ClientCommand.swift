@@ -29,6 +29,8 @@ public enum ClientCommand: Hashable, Sendable {
     /// `LOCK name LEASE id [WAIT ms]`: a write that may then wait to be granted.
     case lock(name: [UInt8], leaseID: UInt64, waitMillis: UInt64?, session: SessionStamp?)
     case transferLeadership(UInt64)
+    /// `MEMBER ...`: membership changes and the members' addresses (leader only, but `LIST`).
+    case member(MemberRequest)
     /// Answered by the client connection itself (see `ConnectionCommand`).
     case connection(ConnectionCommand)
 
@@ -49,7 +51,7 @@ public enum ClientCommand: Hashable, Sendable {
     public var isRead: Bool {
         switch self {
         case .read, .getMeta, .list, .owner, .leaseTTL, .scan, .keys, .watch, .randomKey: return true
-        case .ping, .echo, .quit, .info, .readOnly, .emptyArray, .write, .lock, .transferLeadership, .connection:
+        case .ping, .echo, .quit, .info, .readOnly, .emptyArray, .write, .lock, .transferLeadership, .connection, .member:
             return false
         }
     }
@@ -106,6 +108,7 @@ public enum CommandParser {
             guard upper(rest[0]) == "TRANSFER" else { throw CommandError("unknown subcommand for 'LEADER'") }
             return .transferLeadership(try unsigned(rest[1], "node id"))
         case "SESSION": return try parseSession(args)
+        case "MEMBER": return try parseMember(args)
         default:
             if let read = try parseRead(name, args) { return .read(read) }
             let (operation, style) = try parseWrite(name, args, fence: nil)

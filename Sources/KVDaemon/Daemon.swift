@@ -117,6 +117,9 @@ public enum Daemon {
         settings.logWALProgress = files.logProgress
         settings.stateWALProgress = files.stateProgress
         settings.peerCounters = { transport.counters() }
+        settings.membersChanged = { members in
+            transport.updatePeers(members.compactMap { ClusterNode(member: $0.id, peer: $0.peer, client: $0.client, metrics: $0.metrics) })
+        }
         let driverSettings = settings
         let raftConfiguration = config.raftConfiguration(for: me.id)
         let limits = config.kvLimits
