@@ -33,6 +33,8 @@ extension RaftDriver {
 
     /// Proposes `change`, then `operation` (if any); the client hears when the last one applies.
     func proposeChange(_ change: MembershipChange, then operation: KVOperation?, deadline: UInt64, reply: Responder) {
+        let addresses: String
+        if case .memberSet(let member)? = operation { addresses = Self.text(member) } else { addresses = addressText(of: change) }
         let receipt: ProposalReceipt
         do {
             receipt = try node.proposeMembershipChange(change)
@@ -42,7 +44,7 @@ extension RaftDriver {
         }
         logger.info(
             "membership change proposed: \(changeName(change))",
-            metadata: ["index": "\(receipt.index)", "term": "\(receipt.term)", "addresses": "\(addressText(of: change))"])
+            metadata: ["index": "\(receipt.index)", "term": "\(receipt.term)", "addresses": "\(addresses)"])
         let pending = PendingWrite(term: receipt.term, kind: .membershipChange, deadline: deadline, reply: reply)
         guard let operation else {
             requests.addWrite(pending, at: receipt.index)
@@ -107,7 +109,11 @@ extension RaftDriver {
         case .addLearner(let node), .promote(let node), .remove(let node): id = node
         }
         guard let member = effectiveMembers().first(where: { $0.id == id.rawValue }) else { return "unknown" }
-        return "peer=\(member.peer) client=\(member.client)" + (member.metrics.map { " metrics=\($0)" } ?? "")
+        return Self.text(member)
+    }
+
+    static func text(_ member: MemberAddresses) -> String {
+        "peer=\(member.peer) client=\(member.client)" + (member.metrics.map { " metrics=\($0)" } ?? "")
     }
 
     // MARK: Addresses
