@@ -19,7 +19,7 @@ struct KVCtl: AsyncParsableCommand {
         discussion: "Writes are sent through an exactly-once session, so a retry after a failover applies at most once.",
         subcommands: [
             Put.self, Get.self, Del.self, Cas.self, List.self, LeaseCommand.self, Lock.self, Unlock.self,
-            Fence.self, Status.self, LeaderCommand.self, Bench.self,
+            Fence.self, Status.self, LeaderCommand.self, MemberCommand.self, Bench.self,
         ]
     )
 
