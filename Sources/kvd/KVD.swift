@@ -29,12 +29,19 @@ struct KVD: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    @Flag(
+        help: """
+            Join a running cluster instead of bootstrapping one: start with no membership, listen on this \
+            node's 'node' line in --config, and wait to be added (kvctl member add), learning the log from the leader.
+            """)
+    var join = false
+
     func run() async throws {
         guard let level = Logger.Level(rawValue: logLevel) else {
             Self.exit(withError: ValidationError("unknown log level '\(logLevel)'"))
         }
         do {
-            try await Daemon.run(Daemon.Options(configPath: config, nodeID: id, dataDirectory: dataDir, logLevel: level))
+            try await Daemon.run(Daemon.Options(configPath: config, nodeID: id, dataDirectory: dataDir, logLevel: level, join: join))
         } catch {
             // One clear line, then a non-zero exit.
             var stderr = StandardError()
