@@ -7,8 +7,10 @@ import RaftCore
 /// after the learner, a removal forgets them after the member; the client is answered when the
 /// second applies, so both are committed.
 extension RaftDriver {
-    func startMember(_ request: MemberRequest, deadline: UInt64, reply: Responder) {
-        if case .list = request {
+    func startMember(_ request: MemberRequest, routing: CommandRouting, deadline: UInt64, reply: Responder) {
+        // A follower answers LIST from its own view, unless the connection asked for redirects
+        // (kvctl does): then the leader's view, with its match indexes, is the one wanted.
+        if case .list = request, node.isLeader || !routing.redirects {
             reply.send(memberList())
             return
         }

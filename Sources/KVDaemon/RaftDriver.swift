@@ -328,7 +328,7 @@ public final class RaftDriver {
                 kind: .lock(name: name, leaseID: lease, waitDeadline: waitDeadline),
                 deadline: max(deadline, waitDeadline ?? 0), routing: routing, reply: reply)
         case .member(let request):
-            startMember(request, deadline: deadline, reply: reply)
+            startMember(request, routing: routing, deadline: deadline, reply: reply)
         case .transferLeadership(let target):
             do {
                 try node.transferLeadership(to: NodeID(target))

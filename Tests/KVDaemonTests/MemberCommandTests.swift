@@ -45,6 +45,14 @@ import Testing
         let list = Self.rows(try cluster.call(["MEMBER", "LIST"], at: try #require(cluster.leader)))
         #expect(list.map { $0.id } == [1, 2, 3])
         #expect(list.allSatisfy { $0.role == "voter" && $0.match > 0 })
+        // A follower answers from its own view (no match indexes for others), or redirects a
+        // connection that asked for redirects to the leader.
+        let follower = try #require(cluster.followers.first)
+        let local = Self.rows(try cluster.call(["MEMBER", "LIST"], at: follower))
+        #expect(local.map { $0.id } == [1, 2, 3])
+        #expect(local.filter { $0.id != Int64(follower.rawValue) }.allSatisfy { $0.match == -1 })
+        let redirected = try cluster.call(["MEMBER", "LIST"], at: follower, routing: CommandRouting(redirects: true))
+        #expect(Self.error(redirected)?.hasPrefix("NOTLEADER") == true)
     }
 
     @Test func addCatchUpPromoteThenRemove() throws {
