@@ -18,11 +18,26 @@ extension RaftDriver {
             reply.send(notLeaderReply(nil))
             return
         }
+        // The members' addresses must be recorded before the first change, so that the seed
+        // (computed from the membership before it) comes first in the log.
+        if (try? machine.members())?.isEmpty == true {
+            guard machine.highestTerm == node.status.currentTerm else {
+                reply.send(membershipErrorReply(.membershipChangePending, change: nil))
+                return
+            }
+            seedMembersIfEmpty()
+        }
         switch request {
         case .list: return
         case .add(let member):
             if let problem = addressConflict(member) {
                 reply.send(.err(problem))
+                return
+            }
+            if node.status.membership.learners.contains(NodeID(member.id)) {
+                // Already a learner (an earlier ADD whose addresses were not recorded, or a
+                // retry): record the addresses again, which is harmless.
+                proposeAddresses(member, deadline: deadline, reply: reply)
                 return
             }
             proposeChange(.addLearner(NodeID(member.id)), then: .memberSet(member), deadline: deadline, reply: reply)
@@ -62,7 +77,20 @@ extension RaftDriver {
         }
     }
 
-    func membershipErrorReply(_ error: ProposalError, change: MembershipChange) -> Reply {
+    /// Records `member`'s addresses alone; the client hears when they apply.
+    func proposeAddresses(_ member: MemberAddresses, deadline: UInt64, reply: Responder) {
+        let command = KVCommand(session: nil, timestampMillis: wallMillis(), operation: .memberSet(member))
+        do {
+            let receipt = try node.propose(command.encoded())
+            logger.info("member addresses proposed for learner \(member.id)", metadata: ["addresses": "\(Self.text(member))"])
+            requests.addWrite(
+                PendingWrite(term: receipt.term, kind: .membershipChange, deadline: deadline, reply: reply), at: receipt.index)
+        } catch {
+            reply.send(proposalErrorReply(error))
+        }
+    }
+
+    func membershipErrorReply(_ error: ProposalError, change: MembershipChange?) -> Reply {
         switch error {
         case .learnerNotCaughtUp(let id):
             let match = node.matchIndex(of: id).map(\.description) ?? "unknown"
@@ -73,9 +101,9 @@ extension RaftDriver {
             return .err(
                 "another membership change is pending (one at a time, and none before a new leader's first entry commits); retry shortly")
         case .invalidMembershipChange(let why):
-            return .err("\(changeName(change)) refused: \(why)")
+            return .err("\(change.map(changeName) ?? "membership change") refused: \(why)")
         case .leadershipTransferInProgress(let target):
-            if case .remove(let removed) = change, removed == node.id {
+            if case .remove(let removed)? = change, removed == node.id {
                 logger.info("removing the leader: handing leadership to node \(target) first", metadata: ["removed": "\(removed)"])
             }
             return proposalErrorReply(error)

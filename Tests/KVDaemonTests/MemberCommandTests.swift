@@ -116,6 +116,10 @@ import Testing
         try cluster.startJoiner(4)
         cluster.drop = { $0.to == 4 || $0.from == 4 }
         #expect(try cluster.call(["MEMBER", "ADD", "4", "h:1", "h:2"], at: leader) == .ok)
+        // Adding a learner again only records its addresses again (a retry is harmless).
+        #expect(try cluster.call(["MEMBER", "ADD", "4", "h:1", "h:3"], at: leader) == .ok)
+        #expect(try cluster.driver(leader).clientAddresses[4] == "h:3")
+        #expect(try cluster.driver(leader).status.membership.learners == [4])
         for index in 0..<300 { _ = try cluster.send(["SET", "k\(index)", "v"], to: leader) }
         try cluster.tick(2)
         let refusal = Self.error(try cluster.call(["MEMBER", "PROMOTE", "4"], at: leader))
