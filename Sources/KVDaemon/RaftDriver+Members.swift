@@ -42,6 +42,12 @@ extension RaftDriver {
             }
             proposeChange(.addLearner(NodeID(member.id)), then: .memberSet(member), deadline: deadline, reply: reply)
         case .promote(let id):
+            // RaftCore measures catch-up against the log's length; a learner that has never
+            // answered (match index 0) is not caught up however short the log (thesis §4.2.1).
+            if node.status.membership.learners.contains(NodeID(id)), (node.matchIndex(of: NodeID(id)) ?? .zero) == .zero {
+                reply.send(membershipErrorReply(.learnerNotCaughtUp(NodeID(id)), change: .promote(NodeID(id))))
+                return
+            }
             proposeChange(.promote(NodeID(id)), then: nil, deadline: deadline, reply: reply)
         case .remove(let id):
             proposeChange(.remove(NodeID(id)), then: .memberRemove(id: id), deadline: deadline, reply: reply)

@@ -120,6 +120,8 @@ import Testing
         #expect(try cluster.call(["MEMBER", "ADD", "4", "h:1", "h:3"], at: leader) == .ok)
         #expect(try cluster.driver(leader).clientAddresses[4] == "h:3")
         #expect(try cluster.driver(leader).status.membership.learners == [4])
+        let silent = Self.error(try cluster.call(["MEMBER", "PROMOTE", "4"], at: leader))
+        #expect(silent?.contains("has not caught up yet") == true, "a learner never heard from is not promoted, however short the log")
         for index in 0..<300 { _ = try cluster.send(["SET", "k\(index)", "v"], to: leader) }
         try cluster.tick(2)
         let refusal = Self.error(try cluster.call(["MEMBER", "PROMOTE", "4"], at: leader))
