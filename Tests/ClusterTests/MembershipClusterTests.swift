@@ -117,3 +117,37 @@ extension ClusterTests {
         #expect(try await client.request(["GET", "after-99"], idempotent: true) == .bulkString(Array("v99".utf8)))
     }
 }
+
+extension ClusterTests {
+    @Test("kvctl member remove of the leader hands leadership over first; the removed node stays out")
+    func removeTheLeader() async throws {
+        let settings: KeyValuePairs<String, String> = ["heartbeat-ms": "50", "election-timeout-ms": "1000", "request-timeout-ms": "5000"]
+        try await withCluster(size: 3, settings: settings) { cluster, leader in
+            let client = cluster.client()
+            defer { Task { await client.close() } }
+            _ = try await client.write(["SET", "before", "1"])
+            let remove = try await cluster.kvctl(["member", "remove", String(leader)])
+            #expect(remove.status == 0, "member remove \(leader): \(remove)")
+            let others = cluster.ids.filter { $0 != leader }
+            let next = try await cluster.waitForLeader(among: others, timeout: .seconds(30))
+            #expect(next != leader)
+            let expected = others.map(String.init).joined(separator: ",")
+            try await eventually("the others to see voters \(expected)", timeout: .seconds(30), diagnostics: { cluster.diagnostics() }) {
+                let infos = await cluster.infos(others)
+                return infos.count == 2 && infos.values.allSatisfy { $0["voters"] == expected }
+            }
+            #expect(readFile(cluster.node(next).logPath).contains("membership change proposed: remove node \(leader)"))
+            try await eventually("the removed node to say it takes no part", timeout: .seconds(30), diagnostics: { cluster.diagnostics() }) {
+                let log = readFile(cluster.node(leader).logPath)
+                return log.contains("does not count this node as a member") || log.contains("this node was removed from the cluster")
+            }
+            let term = await cluster.info(next)?["term"]
+            await pause(cluster.electionTimeout * 4)
+            #expect(await cluster.info(next)?["term"] == term, "the removed node forced no election")
+            _ = try await client.write(["SET", "after", "2"])
+            #expect(try await client.request(["GET", "before"], idempotent: true) == .bulkString(Array("1".utf8)))
+            let list = try await cluster.kvctl(["member", "list"])
+            #expect(list.status == 0 && !list.stdout.contains("127.0.0.1:\(cluster.node(leader).clientPort)"), "\(list)")
+        }
+    }
+}
