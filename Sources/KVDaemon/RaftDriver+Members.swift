@@ -209,11 +209,20 @@ extension RaftDriver {
         refreshMembers()
     }
 
-    /// Logs the membership entries among `entries` as they commit and apply.
+    /// Logs the membership entries among `entries` as they commit and apply, with the members'
+    /// addresses known here (a new member's are recorded by the entry after).
     func noteAppliedMemberships(_ entries: [Entry]) {
         for entry in entries {
             guard case .membership(let membership) = entry.payload else { continue }
-            logger.info("membership change committed and applied: \(membership)", metadata: ["index": "\(entry.index)"])
+            var known: [UInt64: MemberAddresses] = [:]
+            for member in settings.bootstrapMembers { known[member.id] = member }
+            for member in (try? machine.members()) ?? [] { known[member.id] = member }
+            let addresses = membership.allMembers.sorted().map { id in
+                "\(id)=" + (known[id.rawValue].map { "peer:\($0.peer),client:\($0.client)" } ?? "unknown")
+            }
+            logger.info(
+                "membership change committed and applied: \(membership)",
+                metadata: ["index": "\(entry.index)", "addresses": "\(addresses.joined(separator: " "))"])
         }
     }
 
