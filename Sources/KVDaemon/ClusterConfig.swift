@@ -96,7 +96,8 @@ public struct ClusterConfig: Hashable, Sendable {
             clusterID: clusterID)
         driver.bootstrapMembers = nodes.map {
             MemberAddresses(
-                id: $0.id.rawValue, peer: $0.peer.description, client: $0.client.description, metrics: $0.metrics?.description)
+                id: $0.id.rawValue, peer: $0.peer.description, client: $0.client.description, metrics: $0.metrics?.description,
+                clusterID: settings.clusterID)
         }
         driver.requestTimeoutMillis = UInt64(settings.requestTimeoutMillis)
         driver.lockWaitMaxMillis = UInt64(settings.lockWaitMaxMillis)

@@ -20,7 +20,7 @@ extension RaftDriver {
         }
         // The members' addresses must be recorded before the first change, so that the seed
         // (computed from the membership before it) comes first in the log.
-        if (try? machine.members())?.isEmpty == true {
+        if recordedMembers().isEmpty {
             guard machine.highestTerm == node.status.currentTerm else {
                 reply.send(membershipErrorReply(.membershipChangePending, change: nil))
                 return
@@ -29,7 +29,8 @@ extension RaftDriver {
         }
         switch request {
         case .list: return
-        case .add(let member):
+        case .add(var member):
+            member.clusterID = settings.clusterID
             if let problem = addressConflict(member) {
                 reply.send(.err(problem))
                 return
@@ -154,12 +155,18 @@ extension RaftDriver {
 
     // MARK: Addresses
 
+    /// `kv_members`' rows recorded by this cluster: a cluster restored from another's backup
+    /// (under a new cluster id) ignores the old cluster's rows and seeds its own.
+    func recordedMembers() -> [MemberAddresses] {
+        ((try? machine.members()) ?? []).filter { $0.clusterID == settings.clusterID }
+    }
+
     /// Every member's addresses: `cluster.conf`'s nodes, replaced by `kv_members`' rows, limited to
     /// the membership in force (a node with no membership yet, joining, keeps every configured node).
     func effectiveMembers() -> [MemberAddresses] {
         var byID: [UInt64: MemberAddresses] = [:]
         for member in settings.bootstrapMembers { byID[member.id] = member }
-        for member in (try? machine.members()) ?? [] { byID[member.id] = member }
+        for member in recordedMembers() { byID[member.id] = member }
         let membership = node.status.membership.allMembers
         return byID.values.filter { membership.isEmpty || membership.contains(NodeID($0.id)) }.sorted { $0.id < $1.id }
     }
@@ -184,11 +191,12 @@ extension RaftDriver {
     func seedMembersIfEmpty() {
         let status = node.status
         guard status.role == .leader, machine.highestTerm == status.currentTerm, membersSeededTerm != status.currentTerm,
-            let rows = try? machine.members(), rows.isEmpty
+            recordedMembers().isEmpty
         else { return }
         membersSeededTerm = status.currentTerm
         let seed = settings.bootstrapMembers.filter { status.membership.allMembers.contains(NodeID($0.id)) }
-        for member in seed {
+        for var member in seed {
+            member.clusterID = settings.clusterID
             propose(
                 .memberSet(member), session: nil, kind: .internalCommand,
                 deadline: monotonicMillis() + settings.requestTimeoutMillis, routing: nil, reply: .none)
@@ -216,7 +224,7 @@ extension RaftDriver {
             guard case .membership(let membership) = entry.payload else { continue }
             var known: [UInt64: MemberAddresses] = [:]
             for member in settings.bootstrapMembers { known[member.id] = member }
-            for member in (try? machine.members()) ?? [] { known[member.id] = member }
+            for member in recordedMembers() { known[member.id] = member }
             let addresses = membership.allMembers.sorted().map { id in
                 "\(id)=" + (known[id.rawValue].map { "peer:\($0.peer),client:\($0.client)" } ?? "unknown")
             }
@@ -238,7 +246,7 @@ extension RaftDriver {
         for member in settings.bootstrapMembers where status.membership.allMembers.contains(NodeID(member.id)) {
             byID[member.id] = member
         }
-        for member in (try? machine.members()) ?? [] { byID[member.id] = member }
+        for member in recordedMembers() { byID[member.id] = member }
         for id in status.membership.allMembers where byID[id.rawValue] == nil {
             byID[id.rawValue] = MemberAddresses(id: id.rawValue, peer: "", client: "")
         }

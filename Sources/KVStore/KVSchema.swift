@@ -69,7 +69,8 @@ enum KVSchema {
             id INTEGER PRIMARY KEY,
             peer TEXT NOT NULL,
             client TEXT NOT NULL,
-            metrics TEXT
+            metrics TEXT,
+            cluster TEXT NOT NULL
         )
         """,
         installedSnapshotTable,
@@ -113,6 +114,6 @@ enum KVSchema {
         ("kv_lock_waiters", ["name", "seq", "lease"]),
         ("kv_fences", ["name", "token"]),
         ("kv_sessions", ["client", "last_seq", "last_reply", "last_active_ms"]),
-        ("kv_members", ["id", "peer", "client", "metrics"]),
+        ("kv_members", ["id", "peer", "client", "metrics", "cluster"]),
     ]
 }

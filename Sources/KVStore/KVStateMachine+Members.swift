@@ -13,18 +13,23 @@ public struct MemberAddresses: Hashable, Sendable {
     public var client: String
     /// Where `/metrics` and `/health` are served, if anywhere.
     public var metrics: String?
+    /// The cluster id of the leader that recorded the row. A cluster restored from another's
+    /// backup (which must take a new cluster id) thereby ignores the old cluster's addresses.
+    public var clusterID: String
 
-    public init(id: UInt64, peer: String, client: String, metrics: String? = nil) {
+    public init(id: UInt64, peer: String, client: String, metrics: String? = nil, clusterID: String = "") {
         self.id = id
         self.peer = peer
         self.client = client
         self.metrics = metrics
+        self.clusterID = clusterID
     }
 
     func encode(into writer: inout BinaryWriter) {
         writer.write(id); writer.write(Array(peer.utf8)); writer.write(Array(client.utf8))
         writer.write(metrics != nil)
         if let metrics { writer.write(Array(metrics.utf8)) }
+        writer.write(Array(clusterID.utf8))
     }
 
     init(from reader: inout BinaryReader) throws(DecodingError) {
@@ -32,6 +37,7 @@ public struct MemberAddresses: Hashable, Sendable {
         peer = String(decoding: try reader.readBytes(), as: UTF8.self)
         client = String(decoding: try reader.readBytes(), as: UTF8.self)
         metrics = try reader.readBool() ? String(decoding: try reader.readBytes(), as: UTF8.self) : nil
+        clusterID = String(decoding: try reader.readBytes(), as: UTF8.self)
     }
 }
 
@@ -40,12 +46,13 @@ extension KVStateMachine {
     public func members() throws(StorageError) -> [MemberAddresses] {
         var members: [MemberAddresses] = []
         do {
-            try db.statement("SELECT id, peer, client, metrics FROM kv_members ORDER BY id").forEachRow([], mapError: { $0 }) {
-                row throws(SQLiteError) in
+            try db.statement("SELECT id, peer, client, metrics, cluster FROM kv_members ORDER BY id").forEachRow(
+                [], mapError: { $0 }
+            ) { row throws(SQLiteError) in
                 members.append(
                     MemberAddresses(
                         id: UInt64(row.int64(at: 0)), peer: row.text(at: 1), client: row.text(at: 2),
-                        metrics: row.isNull(at: 3) ? nil : row.text(at: 3)))
+                        metrics: row.isNull(at: 3) ? nil : row.text(at: 3), clusterID: row.text(at: 4)))
             }
         } catch { throw error.storageError }
         return members
@@ -54,8 +61,9 @@ extension KVStateMachine {
     /// Records (or replaces) one member's addresses.
     func setMember(_ member: MemberAddresses, events: inout [KVEvent]) throws(SQLiteError) -> KVResult {
         try db.execute(
-            "INSERT OR REPLACE INTO kv_members(id, peer, client, metrics) VALUES(?, ?, ?, ?)",
-            .integer(Int64(bitPattern: member.id)), .text(member.peer), .text(member.client), member.metrics.map { .text($0) } ?? .null)
+            "INSERT OR REPLACE INTO kv_members(id, peer, client, metrics, cluster) VALUES(?, ?, ?, ?, ?)",
+            .integer(Int64(bitPattern: member.id)), .text(member.peer), .text(member.client), member.metrics.map { .text($0) } ?? .null,
+            .text(member.clusterID))
         events.append(.membersChanged)
         return .ok
     }

@@ -40,7 +40,12 @@ import Testing
         try cluster.electLeader()
         try cluster.tick(3)
         for id in cluster.ids {
-            #expect(try cluster.driver(id).machine.members() == [1, 2, 3].map(Self.addresses), "node \(id)")
+            let recorded = [UInt64(1), 2, 3].map { id in
+                var member = Self.addresses(id)
+                member.clusterID = "test"
+                return member
+            }
+            #expect(try cluster.driver(id).machine.members() == recorded, "node \(id)")
         }
         let list = Self.rows(try cluster.call(["MEMBER", "LIST"], at: try #require(cluster.leader)))
         #expect(list.map { $0.id } == [1, 2, 3])
@@ -84,6 +89,26 @@ import Testing
         #expect(try cluster.driver(leader).status.membership.voters == Set([1, 2, 3, 4]).subtracting([removed]))
         #expect(try cluster.driver(leader).machine.members().map { $0.id }.contains(removed.rawValue) == false)
         #expect(try cluster.driver(leader).clientAddresses[removed] == nil)
+    }
+
+    /// A cluster restored from another's backup keeps that cluster's rows in its state; under its
+    /// new cluster id it ignores them, and its leader records its own.
+    @Test func rowsOfAnotherClusterAreIgnoredAndReseeded() throws {
+        let cluster = try Self.cluster()
+        let leader = try cluster.electLeader()
+        let driver = try cluster.driver(leader)
+        // The state as a restore leaves it: only rows of the old cluster, and a fresh process.
+        for id in [UInt64(1), 2, 3] {
+            for operation in [KVOperation.memberRemove(id: id), .memberSet(MemberAddresses(id: id, peer: "old:\(id)", client: "old:2\(id)", clusterID: "old"))] {
+                _ = try driver.node.propose(KVCommand(timestampMillis: cluster.nowMillis, operation: operation).encoded())
+            }
+        }
+        try cluster.tick(2)
+        #expect(try driver.machine.members().allSatisfy { $0.clusterID == "old" })
+        driver.membersSeededTerm = nil
+        try cluster.tick(3)
+        #expect(driver.clientAddresses[1] == Self.addresses(1).client)
+        #expect(try driver.machine.members().map { $0.clusterID } == ["test", "test", "test"], "the seed replaced the old row")
     }
 
     @Test func badChangesGetClearErrors() throws {

@@ -6,7 +6,7 @@ import Testing
 /// snapshots and schema upgrades, and announced with `membersChanged`.
 @Suite struct KVMemberTests {
     static let four = MemberAddresses(id: 4, peer: "127.0.0.1:7104", client: "127.0.0.1:7004", metrics: "127.0.0.1:7204")
-    static let five = MemberAddresses(id: 5, peer: "[::1]:7105", client: "[::1]:7005")
+    static let five = MemberAddresses(id: 5, peer: "[::1]:7105", client: "[::1]:7005", clusterID: "demo")
 
     @Test func memberOperationsRoundTripThroughTheCodec() throws {
         for operation in [KVOperation.memberSet(Self.four), .memberSet(Self.five), .memberRemove(id: 4)] {
