@@ -85,12 +85,12 @@ extension CommandParser {
     /// Every command name `parse` accepts, for `COMMAND COUNT`.
     static let commandNames = [
         "PING", "ECHO", "QUIT", "INFO", "READONLY", "READWRITE", "CONFIG", "COMMAND", "HELLO", "CLIENT", "SELECT",
-        "GET", "GETMETA", "MGET", "EXISTS", "LIST", "OWNER", "LEASE", "LOCK", "LEADER", "SESSION", "SET", "DEL",
+        "GET", "GETMETA", "MGET", "EXISTS", "LIST", "OWNER", "LEASE", "LOCK", "LEADER", "MEMBER", "SESSION", "SET", "DEL",
         "INCR", "DECR", "INCRBY", "DECRBY", "CAS", "CASMOD", "FENCE", "UNLOCK", "FENCED", "SETNX", "STRLEN", "GETRANGE",
         "TYPE", "SUBSTR", "TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME", "DBSIZE", "SCAN", "KEYS", "WATCH", "MULTI", "EXEC",
         "DISCARD", "UNWATCH", "RESET", "SETEX", "PSETEX", "GETSET", "GETDEL", "GETEX", "MSET", "MSETNX", "APPEND",
         "SETRANGE", "INCRBYFLOAT", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "PERSIST", "UNLINK", "RENAME",
-        "RENAMENX", "COPY", "FLUSHDB", "FLUSHALL", "DELIFEQ", "DELEX", "FUNCTION", "RANDOMKEY", "TIME",
+        "RENAMENX", "COPY", "FLUSHDB", "FLUSHALL", "DELIFEQ", "DELEX", "FUNCTION", "RANDOMKEY", "TIME", "SNAPSHOT",
     ]
 
     static func parseConfig(_ args: [[UInt8]]) throws(CommandError) -> ClientCommand {

@@ -31,6 +31,8 @@ public enum ClientCommand: Hashable, Sendable {
     case transferLeadership(UInt64)
     /// `SNAPSHOT BEGIN|CHUNK|END`: a backup streamed one chunk per request (docs/PROTOCOL.md, "Backups").
     case backup(BackupStep)
+    /// `MEMBER ...`: membership changes and the members' addresses (leader only, but `LIST`).
+    case member(MemberRequest)
     /// Answered by the client connection itself (see `ConnectionCommand`).
     case connection(ConnectionCommand)
 
@@ -51,7 +53,7 @@ public enum ClientCommand: Hashable, Sendable {
     public var isRead: Bool {
         switch self {
         case .read, .getMeta, .list, .owner, .leaseTTL, .scan, .keys, .watch, .randomKey: return true
-        case .ping, .echo, .quit, .info, .readOnly, .emptyArray, .write, .lock, .transferLeadership, .backup, .connection:
+        case .ping, .echo, .quit, .info, .readOnly, .emptyArray, .write, .lock, .transferLeadership, .backup, .connection, .member:
             return false
         }
     }
@@ -109,6 +111,7 @@ public enum CommandParser {
             return .transferLeadership(try unsigned(rest[1], "node id"))
         case "SESSION": return try parseSession(args)
         case "SNAPSHOT": return .backup(try BackupStep.parse(args))
+        case "MEMBER": return try parseMember(args)
         default:
             if let read = try parseRead(name, args) { return .read(read) }
             let (operation, style) = try parseWrite(name, args, fence: nil)

@@ -94,6 +94,11 @@ public struct ClusterConfig: Hashable, Sendable {
         var driver = RaftDriver.Settings(
             clientAddresses: Dictionary(uniqueKeysWithValues: nodes.map { ($0.id, $0.client.description) }),
             clusterID: clusterID)
+        driver.bootstrapMembers = nodes.map {
+            MemberAddresses(
+                id: $0.id.rawValue, peer: $0.peer.description, client: $0.client.description, metrics: $0.metrics?.description,
+                clusterID: settings.clusterID)
+        }
         driver.requestTimeoutMillis = UInt64(settings.requestTimeoutMillis)
         driver.lockWaitMaxMillis = UInt64(settings.lockWaitMaxMillis)
         driver.snapshotEntries = UInt64(settings.snapshotEntries)

@@ -22,15 +22,19 @@ public enum Daemon {
         public var logLevel: Logger.Level
         /// `--force-new-cluster`: make this node a one-node cluster first (`ForceNewCluster`).
         public var forceNewCluster: Bool
+        /// `--join`: start with no bootstrap membership (docs/CONFIGURATION.md, "Joining a cluster").
+        public var join: Bool
 
         public init(
-            configPath: String, nodeID: UInt64, dataDirectory: String?, logLevel: Logger.Level, forceNewCluster: Bool = false
+            configPath: String, nodeID: UInt64, dataDirectory: String?, logLevel: Logger.Level, forceNewCluster: Bool = false,
+            join: Bool = false
         ) {
             self.configPath = configPath
             self.nodeID = nodeID
             self.dataDirectory = dataDirectory
             self.logLevel = logLevel
             self.forceNewCluster = forceNewCluster
+            self.join = join
         }
     }
 
@@ -66,7 +70,8 @@ public enum Daemon {
 
         let transport = try await PeerTransport.start(config: config, selfID: id, group: group, logger: logger)
         let files = DatabaseFiles(directory: directory)
-        let loop = makeLoop(config: config, me: me, files: files, transport: transport, metrics: metrics, logger: logger)
+        let loop = makeLoop(
+            config: config, me: me, join: options.join, files: files, transport: transport, metrics: metrics, logger: logger)
         let clientServer = try await bindClientServer(config: config, me: me, loop: loop.handle, group: group, metrics: metrics, logger: logger)
         let checkpointer = WALCheckpointer(
             databases: [
@@ -91,6 +96,11 @@ public enum Daemon {
         }
         defer { sampler.cancel() }
         logger.info("kvd starting", metadata: ["cluster": "\(config.clusterID)", "data": "\(directory.path)"])
+        if options.join {
+            logger.info(
+                "joining: no bootstrap membership; this node takes part once the leader adds it",
+                metadata: ["peer": "\(me.peer)", "client": "\(me.client)"])
+        }
         let serviceGroup = ServiceGroup(
             configuration: ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await serviceGroup.run()
@@ -120,17 +130,23 @@ public enum Daemon {
     }
 
     static func makeLoop(
-        config: ClusterConfig, me: ClusterNode, files: DatabaseFiles, transport: PeerTransport, metrics: DaemonMetrics,
-        logger: Logger
+        config: ClusterConfig, me: ClusterNode, join: Bool, files: DatabaseFiles, transport: PeerTransport,
+        metrics: DaemonMetrics, logger: Logger
     ) -> RaftLoop {
         var settings = config.driverSettings
         settings.logWALProgress = files.logProgress
         settings.stateWALProgress = files.stateProgress
         settings.peerCounters = { transport.counters() }
+        settings.membersChanged = { members in
+            transport.updatePeers(members.compactMap { ClusterNode(member: $0.id, peer: $0.peer, client: $0.client, metrics: $0.metrics) })
+        }
         let driverSettings = settings
         let raftConfiguration = config.raftConfiguration(for: me.id)
         let limits = config.kvLimits
-        let membership = config.membership
+        // A joining node knows no membership until its log or a snapshot names one (thesis §4.1):
+        // it never campaigns and commits nothing on its own. Once either names one, the
+        // bootstrap membership is not used again, with or without --join.
+        let membership = join ? ClusterMembership(voters: []) : config.membership
         let logPath = files.logPath, statePath = files.statePath, stateGuard = files.stateGuard
         let stateCacheKibibytes = config.settings.stateCacheBytes / 1024
         let clock = ContinuousClock()

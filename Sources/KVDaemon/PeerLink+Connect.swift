@@ -118,15 +118,15 @@ extension PeerLink {
         return Int.random(in: max(1, ceiling / 2)...max(1, ceiling))
     }
 
-    /// Logs a connection problem at warning level the first time, at debug level while it repeats.
-    func problem(_ description: String) {
+    /// Logs a connection problem at `level` (warning) the first time, at debug level while it repeats.
+    func problem(_ description: String, level: Logger.Level = .warning) {
         let isNew = state.withLock { state -> Bool in
             state.counters.connectionFailures += 1
             defer { state.lastProblem = description }
             return state.lastProblem != description
         }
         if isNew {
-            logger.warning("peer \(peer.id): \(description)")
+            logger.log(level: level, "peer \(peer.id): \(description)")
         } else {
             logger.debug("peer \(peer.id): \(description)")
         }
@@ -135,6 +135,13 @@ extension PeerLink {
     /// The peer refused our handshake (another cluster, or it does not know us).
     func refused(_ reason: String) {
         state.withLock { $0.counters.handshakesRefused += 1 }
+        if reason == PeerTransport.notMemberReason(selfID, clusterID: clusterID) {
+            // A removed node (or one not added yet) hears only this: it says so, and stays out.
+            problem(
+                "does not count this node as a member of cluster '\(clusterID)' (it was removed, or is not added yet); "
+                    + "this node takes no part until it is added (kvctl member add)", level: .info)
+            return
+        }
         problem("refused our connection: \(reason)")
     }
 

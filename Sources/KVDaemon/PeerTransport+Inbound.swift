@@ -5,19 +5,24 @@ public import RaftCore
 
 extension PeerTransport {
     /// Why an inbound handshake is refused, or nil if it is acceptable: it must come from this
-    /// cluster, from a configured node other than this one, and be meant for this node (a
-    /// mismatch means the configuration files differ between nodes).
+    /// cluster, from a member other than this one (as `updatePeers` last said), and be meant for
+    /// this node (a mismatch means the configuration files differ between nodes).
     func handshakeProblem(_ handshake: PeerHandshake) -> String? {
         if handshake.clusterID != config.clusterID {
             return "cluster id '\(handshake.clusterID)' is not this cluster's '\(config.clusterID)'"
         }
-        if handshake.sender == selfID || config.node(handshake.sender) == nil {
-            return "node \(handshake.sender) is not a member of cluster '\(config.clusterID)'"
+        if handshake.sender == selfID || link(handshake.sender) == nil {
+            return Self.notMemberReason(handshake.sender, clusterID: config.clusterID)
         }
         if handshake.receiver != selfID {
             return "this is node \(selfID), not node \(handshake.receiver)"
         }
         return nil
+    }
+
+    /// The refusal a node that is not (or no longer) a member gets; it recognises it and says so.
+    static func notMemberReason(_ sender: NodeID, clusterID: String) -> String {
+        "node \(sender) is not a member of cluster '\(clusterID)'"
     }
 
     /// Sends everything received from now on straight to `consumer` (the daemon's Raft loop),
@@ -47,7 +52,7 @@ extension PeerTransport {
     /// Registers an accepted connection so `shutdown` can close it; false if the transport is
     /// stopping or already holds the most inbound connections it accepts.
     func register(_ channel: any Channel) -> Bool {
-        let limit = Self.inboundConnectionsPerPeerMax * max(1, config.nodes.count - 1)
+        let limit = Self.inboundConnectionsPerPeerMax * max(1, linkTable.withLock { $0.links.count })
         return state.withLock { state in
             guard !state.stopped, state.connections.count < limit else {
                 state.counters.connectionsRefused += 1
@@ -73,7 +78,7 @@ extension PeerTransport {
         for channel in older {
             PeerSocket.close(channel, goodbye: "replaced by a newer connection from node \(peer)")
         }
-        links[peer]?.redialIfWaiting()
+        link(peer)?.redialIfWaiting()
     }
 
     /// `peer`'s connection to us closed. If it ended without anyone deciding so

@@ -37,7 +37,9 @@ public final class PeerTransport: Service, Sendable {
     let settings: ClusterSettings
     let logger: Logger
     private let group: any EventLoopGroup
-    let links: [NodeID: PeerLink]
+    /// One outgoing link per other member. Starts as `config`'s nodes and follows the replicated
+    /// members' addresses (`updatePeers`): a new member is dialled, a removed one dropped.
+    let linkTable = Mutex(LinkTable())
     let route: InboundRoute
     let state = Mutex(ListenerState())
 
@@ -50,6 +52,13 @@ public final class PeerTransport: Service, Sendable {
     /// Most simultaneous inbound connections per other node; a node has one at a time normally,
     /// more only briefly while a dead connection is noticed. Beyond it, connections are refused.
     public static let inboundConnectionsPerPeerMax = 4
+
+    struct LinkTable {
+        var links: [NodeID: PeerLink] = [:]
+        /// Links made after `start` dial at once; before it, `start` dials them all.
+        var started = false
+        var stopped = false
+    }
 
     struct ListenerState {
         var server: (any Channel)?
@@ -77,15 +86,24 @@ public final class PeerTransport: Service, Sendable {
         self.inbound = inbound
         let events = InboundRoute(continuation)
         self.route = events
-        var links: [NodeID: PeerLink] = [:]
-        for node in config.nodes where node.id != selfID {
-            links[node.id] = PeerLink(
-                peer: node, selfID: selfID, clusterID: config.clusterID, settings: config.settings,
-                eventLoop: group.next(), logger: logger, onUnreachable: { events.forward(.unreachable($0)) },
-                onStalled: { events.forward(.stalled($0)) })
+        linkTable.withLock { table in
+            for node in config.nodes where node.id != selfID { table.links[node.id] = makeLink(to: node) }
         }
-        self.links = links
     }
+
+    func makeLink(to node: ClusterNode) -> PeerLink {
+        let events = route
+        return PeerLink(
+            peer: node, selfID: selfID, clusterID: config.clusterID, settings: config.settings,
+            eventLoop: group.next(), logger: logger, onUnreachable: { events.forward(.unreachable($0)) },
+            onStalled: { events.forward(.stalled($0)) })
+    }
+
+    /// The link to `peer`, if it is a member.
+    func link(_ peer: NodeID) -> PeerLink? { linkTable.withLock { $0.links[peer] } }
+
+    /// Every member this node dials.
+    var links: [NodeID: PeerLink] { linkTable.withLock { $0.links } }
 
     /// Creates a transport and starts it: the convenient form for the daemon.
     public static func start(config: ClusterConfig, selfID: NodeID, group: any EventLoopGroup, logger: Logger)
@@ -134,7 +152,11 @@ public final class PeerTransport: Service, Sendable {
             return
         }
         logger.info("listening for peers on \(address)")
-        for link in links.values { link.eventLoop.execute { link.connect() } }
+        let links = linkTable.withLock { table -> [PeerLink] in
+            table.started = true
+            return Array(table.links.values)
+        }
+        for link in links { link.eventLoop.execute { link.connect() } }
     }
 
     /// The address the listener is bound to, once started.
@@ -146,6 +168,7 @@ public final class PeerTransport: Service, Sendable {
     public func send(_ messages: [Message]) {
         var byPeer: [NodeID: [ByteBuffer]] = [:]
         var unroutable = 0
+        let links = self.links
         for message in messages {
             guard links[message.to] != nil else {
                 unroutable += 1
@@ -197,7 +220,11 @@ public final class PeerTransport: Service, Sendable {
             return [state.server].compactMap { $0 } + Array(state.connections.values)
         }
         for channel in channels { try? await channel.close() }
-        for link in links.values { await link.stop() }
+        let links = linkTable.withLock { table -> [PeerLink] in
+            table.stopped = true
+            return Array(table.links.values)
+        }
+        for link in links { await link.stop() }
         route.finish()
     }
 }

@@ -18,6 +18,8 @@ struct PendingRequests {
             case lock(name: [UInt8], leaseID: UInt64, waitDeadline: UInt64?)
             /// Proposed by this node itself (lease expiry, checkpoint): nobody waits.
             case internalCommand
+            /// `MEMBER ...`: `+OK` once the entry that completes the change applies.
+            case membershipChange
         }
 
         var isInternal: Bool {

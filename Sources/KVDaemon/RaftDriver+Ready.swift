@@ -51,6 +51,7 @@ extension RaftDriver {
                             "installed snapshot at \(snapshot.metadata.lastIncludedIndex) left the state at \(machine.appliedIndex)"))
                 }
                 failWritesCoveredBySnapshot(snapshot.metadata.lastIncludedIndex)
+                refreshMembers()
             }
             if !applyFirst { try applyAndAnswer(ready) }
             iterationWork.readies += 1
@@ -60,6 +61,7 @@ extension RaftDriver {
             transfersToRestart = []
             serveReadyReads()
             noteRoleChanges()
+            noteMembershipChanges()
         }
         let compactStarted = monotonicMillis()
         try compactIfDue()
@@ -74,6 +76,7 @@ extension RaftDriver {
             let applyStarted = monotonicMillis()
             let applied: [KVApplied]
             do { applied = try machine.apply(ready.committedEntries) } catch { throw .storage(error) }
+            noteAppliedMemberships(ready.committedEntries)
             for outcome in applied { finishApplied(outcome) }
             iterationWork.applyMillis += monotonicMillis() - applyStarted
         }
@@ -105,6 +108,8 @@ extension RaftDriver {
         switch pending.kind {
         case .internalCommand:
             return
+        case .membershipChange:
+            pending.reply.send(.ok)
         case .write(let style):
             pending.reply.send(Reply.from(result, style: style))
         case .lock(let name, let lease, let waitDeadline):
@@ -155,6 +160,8 @@ extension RaftDriver {
             for waiter in requests.takeLockWaiters(leaseID: lease) {
                 waiter.reply.send(.err("lease \(lease) ended while waiting for the lock"))
             }
+        case .membersChanged:
+            refreshMembers()
         case .leaseGranted, .leaseRenewed, .sessionExpired:
             break
         }
@@ -228,7 +235,7 @@ extension RaftDriver {
                 guard let lease = try machine.lease(id) else { return .err("lease \(id) not found") }
                 let remaining = leases.remainingMillis(id, nowMillis: monotonicMillis()) ?? lease.remainingMillis
                 return .array([.integer(Int64(clamping: remaining)), .integer(Int64(clamping: lease.ttlMillis))])
-            case .ping, .echo, .quit, .info, .readOnly, .emptyArray, .write, .lock, .transferLeadership, .backup, .connection:
+            case .ping, .echo, .quit, .info, .readOnly, .emptyArray, .write, .lock, .transferLeadership, .backup, .connection, .member:
                 return .err("not a read")
             }
         } catch {
@@ -401,7 +408,7 @@ extension RaftDriver {
         let lines = [
             "# kvd", "node_id:\(status.id)", "role:\(role)", "term:\(status.currentTerm)",
             "leader_id:\(status.leaderID.map(\.description) ?? "0")",
-            "leader_client:\(status.leaderID.flatMap { settings.clientAddresses[$0] } ?? "")",
+            "leader_client:\(status.leaderID.flatMap { clientAddresses[$0] } ?? "")",
             "commit_index:\(status.commitIndex)", "applied_index:\(status.appliedIndex)",
             "last_log_index:\(status.lastLogIndex)", "snapshot_index:\(status.snapshotIndex)",
             "cluster_id:\(settings.clusterID)",

@@ -19,8 +19,14 @@ public final class RaftDriver {
         /// The most writes a follower keeps forwarded and unanswered; more are refused at once
         /// ("server busy"), which pushes back on the clients instead of piling up at the leader.
         public var forwardedWritesMax = 1_024
-        /// Each node's client address, for `-NOTLEADER` redirects and `INFO`.
+        /// Each node's client address, for `-NOTLEADER` redirects and `INFO`, until the replicated
+        /// members' addresses (`kv_members`) say otherwise.
         public var clientAddresses: [NodeID: String]
+        /// The nodes of `cluster.conf`: what seeds `kv_members` when a leader finds it empty (a new
+        /// cluster, or one made before the table existed), and where a member without a row is reached.
+        public var bootstrapMembers: [MemberAddresses] = []
+        /// Told every member's addresses whenever they change (the daemon's peer transport).
+        public var membersChanged: (@Sendable ([MemberAddresses]) -> Void)?
         public var clusterID: String
         /// A request not answered within this time gets `-TIMEOUT`.
         public var requestTimeoutMillis: UInt64 = 5_000
@@ -126,6 +132,14 @@ public final class RaftDriver {
     var keyExpiryBacklog = false
     /// When this node last saw the cluster without a leader, for the failover-duration metric.
     var leaderlessSinceMillis: UInt64?
+    /// Each member's client address, as `kv_members` (over `cluster.conf`) says.
+    var clientAddresses: [NodeID: String]
+    /// The members' addresses last handed to `settings.membersChanged`.
+    var announcedMembers: [MemberAddresses]?
+    /// The term in which this leader proposed `kv_members`' seed from `cluster.conf`.
+    var membersSeededTerm: Term?
+    /// The membership in force when the driver last looked, to log each change once.
+    var lastMembership: ClusterMembership
 
     typealias PendingWrite = PendingRequests.Write
 
@@ -166,6 +180,8 @@ public final class RaftDriver {
             throw .configuration("\(error)")
         }
         self.settings = settings
+        self.clientAddresses = settings.clientAddresses
+        self.lastMembership = node.status.membership
         self.storage = storage
         self.machine = machine
         self.metrics = metrics
@@ -180,6 +196,7 @@ public final class RaftDriver {
         self.leases = LeaseKeeper(
             checkpointIntervalMillis: settings.leaseCheckpointMillis, retryMillis: 2 * settings.electionTimeoutMillis,
             firstCheckpointDelayMillis: settings.electionTimeoutMillis)
+        refreshMembers()
     }
 
     /// Whether `Ready`s are left over from the last iteration (the loop must come back).
@@ -259,6 +276,7 @@ public final class RaftDriver {
         let now = monotonicMillis()
         proposeLeaseMaintenance(now: now)
         proposeKeyExpiries()
+        seedMembersIfEmpty()
         expireDeadlines(now: now)
         dropIdleTransfers(now: now)
         dropIdleBackups(now: now)
@@ -317,6 +335,8 @@ public final class RaftDriver {
                 .lockAcquire(name: name, leaseID: lease, wait: wait != nil), session: session,
                 kind: .lock(name: name, leaseID: lease, waitDeadline: waitDeadline),
                 deadline: max(deadline, waitDeadline ?? 0), routing: routing, reply: reply)
+        case .member(let request):
+            startMember(request, routing: routing, deadline: deadline, reply: reply)
         case .transferLeadership(let target):
             let voters = node.status.membership.voters
             guard voters.contains(NodeID(target)) else {
@@ -378,7 +398,7 @@ public final class RaftDriver {
 
     func notLeaderReply(_ hint: NodeID?) -> Reply {
         let leader = hint ?? node.status.leaderID
-        return .notLeader(leader, address: leader.flatMap { settings.clientAddresses[$0] })
+        return .notLeader(leader, address: leader.flatMap { clientAddresses[$0] })
     }
 
     /// Lease expiries and checkpoints, proposed only by a leader whose no-op has applied. Costs

@@ -56,6 +56,10 @@ extension KVOperation {
             }
         case .read(let read):
             writer.write(UInt8(29)); read.encode(into: &writer)
+        case .memberSet(let member):
+            writer.write(UInt8(30)); member.encode(into: &writer)
+        case .memberRemove(let id):
+            writer.write(UInt8(31)); writer.write(id)
         case .put, .delete, .compareAndSwap, .increment, .leaseGrant, .leaseKeepAlive, .leaseRevoke, .leaseExpire,
             .leaseCheckpoint, .lockAcquire, .lockRelease, .fence, .sessionRegister:
             preconditionFailure("encoded by KVOperation.encode")
@@ -123,6 +127,8 @@ extension KVOperation {
             for _ in 0..<watchCount { watches.append(WatchedKey(key: try reader.readBytes(), modIndex: try reader.readUInt64())) }
             self = .transaction(operations: operations, watches: watches)
         case 29: self = .read(try KVRead(from: &reader))
+        case 30: self = .memberSet(try MemberAddresses(from: &reader))
+        case 31: self = .memberRemove(id: try reader.readUInt64())
         default: throw DecodingError(offset: reader.offset - 1, reason: "unknown operation \(tag)")
         }
     }

@@ -98,7 +98,7 @@ extension KVOperation {
         case .sessionRegister:
             writer.write(UInt8(13))
         case .set, .expire, .persist, .getEx, .getDelete, .deleteIf, .append, .setRange, .incrementFloat, .rename, .copy,
-            .multiSet, .flush, .expireKeys, .transaction, .read:
+            .multiSet, .flush, .expireKeys, .transaction, .read, .memberSet, .memberRemove:
             encodeRedis(into: &writer)
         }
     }

@@ -137,6 +137,10 @@ public enum KVOperation: Hashable, Sendable {
     case transaction(operations: [KVOperation], watches: [WatchedKey])
     /// A read inside a transaction.
     case read(KVRead)
+    /// Records a member's addresses in `kv_members` (docs/PROTOCOL.md `MEMBER ADD`).
+    case memberSet(MemberAddresses)
+    /// Forgets a removed member's addresses.
+    case memberRemove(id: UInt64)
 }
 
 /// The reply to one applied command. Kept per session, so it is encodable.
@@ -224,6 +228,8 @@ public enum KVEvent: Hashable, Sendable {
     case lockGranted(name: [UInt8], leaseID: UInt64, token: UInt64)
     case leaseEnded(leaseID: UInt64, expired: Bool)
     case sessionExpired(clientID: UInt64)
+    /// `kv_members` changed: the transport and the client redirects follow it.
+    case membersChanged
 }
 
 /// The outcome of applying one entry.

@@ -2,8 +2,9 @@
 /// Raft log; `kv_meta` holds the applied index, so that state and applied index commit together.
 enum KVSchema {
     /// 2 added keys' deadlines (`kv_keys.expires_at`) and the key count (`kv_meta.key_count`);
-    /// a version 1 database is upgraded in place when it is opened (`upgradeStatements`).
-    static let version: Int64 = 2
+    /// 3 added the members' addresses (`kv_members`). An older database is upgraded in place
+    /// when it is opened (`upgradeStatements`, one step per version).
+    static let version: Int64 = 3
 
     static let statements = [
         """
@@ -63,6 +64,15 @@ enum KVSchema {
         )
         """,
         "CREATE INDEX IF NOT EXISTS kv_sessions_by_activity ON kv_sessions(last_active_ms, client)",
+        """
+        CREATE TABLE IF NOT EXISTS kv_members(
+            id INTEGER PRIMARY KEY,
+            peer TEXT NOT NULL,
+            client TEXT NOT NULL,
+            metrics TEXT,
+            cluster TEXT NOT NULL
+        )
+        """,
         installedSnapshotTable,
     ]
 
@@ -72,11 +82,16 @@ enum KVSchema {
         "CREATE INDEX IF NOT EXISTS kv_keys_by_deadline ON kv_keys(expires_at, key) WHERE expires_at IS NOT NULL"
     ]
 
-    /// Upgrades a version 1 database to version 2 (in one transaction with the version change).
-    static let upgradeStatements = [
-        "ALTER TABLE kv_keys ADD COLUMN expires_at INTEGER",
-        "INSERT OR REPLACE INTO kv_meta(name, value) VALUES('key_count', (SELECT count(*) FROM kv_keys))",
-        "UPDATE kv_meta SET value = 2 WHERE name = 'schema_version'",
+    /// Upgrades a database of the version it is keyed by to the next one (each step in one
+    /// transaction with its version change). `kv_members` is created by `statements`, so the
+    /// step to 3 only records the version.
+    static let upgradeStatements: [Int64: [String]] = [
+        1: [
+            "ALTER TABLE kv_keys ADD COLUMN expires_at INTEGER",
+            "INSERT OR REPLACE INTO kv_meta(name, value) VALUES('key_count', (SELECT count(*) FROM kv_keys))",
+            "UPDATE kv_meta SET value = 2 WHERE name = 'schema_version'",
+        ],
+        2: ["UPDATE kv_meta SET value = 3 WHERE name = 'schema_version'"],
     ]
 
     /// The snapshot this state database was installed from, if it was (one row, written by the
@@ -99,5 +114,6 @@ enum KVSchema {
         ("kv_lock_waiters", ["name", "seq", "lease"]),
         ("kv_fences", ["name", "token"]),
         ("kv_sessions", ["client", "last_seq", "last_reply", "last_active_ms"]),
+        ("kv_members", ["id", "peer", "client", "metrics", "cluster"]),
     ]
 }

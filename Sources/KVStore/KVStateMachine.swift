@@ -45,11 +45,12 @@ public final class KVStateMachine {
             version = try database.scalarInt64("SELECT value FROM kv_meta WHERE name = 'schema_version'")
             if version == nil {
                 try database.execute("INSERT INTO kv_meta(name, value) VALUES('schema_version', ?)", .integer(KVSchema.version))
-            } else if version == 1 {
+            }
+            while let from = version, let steps = KVSchema.upgradeStatements[from] {
                 try database.transaction(mapError: { $0 }) { () throws(SQLiteError) in
-                    for statement in KVSchema.upgradeStatements { try database.execute(statement) }
+                    for statement in steps { try database.execute(statement) }
                 }
-                version = KVSchema.version
+                version = from + 1
             }
             if version == nil || version == KVSchema.version {
                 for statement in KVSchema.indexStatements { try database.execute(statement) }
@@ -208,6 +209,8 @@ public final class KVStateMachine {
         case .transaction(let operations, let watches):
             return try transaction(operations, watches: watches, at: entry, events: &events)
         case .read(let read): return try readApplied(read, nowMillis: clockMillis)
+        case .memberSet(let member): return try setMember(member, events: &events)
+        case .memberRemove(let id): return try removeMember(id, events: &events)
         }
     }
 }

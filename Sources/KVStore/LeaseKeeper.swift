@@ -113,7 +113,7 @@ public struct LeaseKeeper: Sendable {
                 tracked[id] = nil
                 expiries.cancel(id)
                 checkpoints.cancel(id)
-            case .lockGranted, .sessionExpired:
+            case .lockGranted, .sessionExpired, .membersChanged:
                 break
             }
         }

@@ -76,6 +76,12 @@ extension RaftNode {
         if let error = result { throw error }
     }
 
+    /// On a leader, how much of the log `member` is known to hold (its matchIndex, Figure 2); nil
+    /// on other roles, for this node itself, and for a non-member.
+    public func matchIndex(of member: NodeID) -> LogIndex? {
+        leaderState?.progress[member]?.matchIndex
+    }
+
     /// On a leader, the voter with the most of the log (ties: lowest id) among those heard from
     /// within an election timeout and not reported unreachable since — where a leader should hand over before it stops (a voter that
     /// is down would only make the stop wait out the transfer). Nil on other roles, in a

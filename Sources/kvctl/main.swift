@@ -24,7 +24,7 @@ struct KVCtl: AsyncParsableCommand {
         version: KVDVersion.current,
         subcommands: [
             Put.self, Get.self, Del.self, Cas.self, List.self, LeaseCommand.self, Lock.self, Unlock.self,
-            Fence.self, Status.self, LeaderCommand.self, SnapshotCommand.self, Bench.self,
+            Fence.self, Status.self, LeaderCommand.self, SnapshotCommand.self, MemberCommand.self, Bench.self,
         ]
     )
 

@@ -43,6 +43,13 @@ struct KVD: AsyncParsableCommand {
         help: "LAST RESORT when a majority is lost for good: make this node a one-node cluster with its data, then start.")
     var forceNewCluster = false
 
+    @Flag(
+        help: """
+            Join a running cluster instead of bootstrapping one: start with no membership, listen on this \
+            node's 'node' line in --config, and wait to be added (kvctl member add), learning the log from the leader.
+            """)
+    var join = false
+
     func run() async throws {
         if let restoreFrom {
             do {
@@ -60,7 +67,8 @@ struct KVD: AsyncParsableCommand {
         }
         do {
             try await Daemon.run(Daemon.Options(
-                    configPath: config, nodeID: id, dataDirectory: dataDir, logLevel: level, forceNewCluster: forceNewCluster))
+                    configPath: config, nodeID: id, dataDirectory: dataDir, logLevel: level, forceNewCluster: forceNewCluster,
+                    join: join))
         } catch {
             // One clear line, then a non-zero exit.
             var stderr = StandardError()

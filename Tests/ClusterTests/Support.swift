@@ -264,21 +264,31 @@ final class Cluster: @unchecked Sendable {
 
     let directory: String
     let configPath: String
+    /// The configuration a joining node starts from: `configPath` plus the joiners' node lines.
+    let joinConfigPath: String
+    /// Every node: the bootstrap members (`ids`), then the joiners.
     let nodes: [Node]
+    let size: Int
     let clusterID: String
     let electionTimeout: Duration
     private let lock = NSLock()
     private var children: [Int: Child] = [:]
     private var clients: [Child] = []
 
-    init(size: Int, clusterID: String = "ctest", settings: KeyValuePairs<String, String> = Cluster.fastSettings) throws {
+    /// `size` bootstrap members in `configPath`, and `joiners` more nodes (ids after them) that
+    /// only `joinConfigPath` lists, for `startJoining`.
+    init(
+        size: Int, clusterID: String = "ctest", settings: KeyValuePairs<String, String> = Cluster.fastSettings, joiners: Int = 0
+    ) throws {
         try Tools.requireBinaries()
         let directory = try makeTemporaryDirectory("kvd-clustertests")
         self.directory = directory
         configPath = directory + "/cluster.conf"
+        joinConfigPath = directory + "/join.conf"
         self.clusterID = clusterID
-        let ports = try freePorts(size * 2)
-        nodes = (1...size).map { id in
+        self.size = size
+        let ports = try freePorts((size + joiners) * 2)
+        nodes = (1...(size + joiners)).map { id in
             Node(
                 id: id, peerPort: ports[2 * (id - 1)], clientPort: ports[2 * (id - 1) + 1],
                 dataDirectory: "\(directory)/data/\(id)", logPath: "\(directory)/node\(id).log")
@@ -290,13 +300,13 @@ final class Cluster: @unchecked Sendable {
             if name == "election-timeout-ms", let millis = Int(value) { electionMillis = millis }
         }
         electionTimeout = .milliseconds(electionMillis)
-        for node in nodes {
-            lines.append("node \(node.id) peer=127.0.0.1:\(node.peerPort) client=127.0.0.1:\(node.clientPort)")
-        }
-        try writeFile(configPath, lines.joined(separator: "\n") + "\n")
+        let nodeLines = nodes.map { "node \($0.id) peer=127.0.0.1:\($0.peerPort) client=127.0.0.1:\($0.clientPort)" }
+        try writeFile(configPath, (lines + nodeLines.prefix(size)).joined(separator: "\n") + "\n")
+        try writeFile(joinConfigPath, (lines + nodeLines).joined(separator: "\n") + "\n")
     }
 
-    var ids: [Int] { nodes.map(\.id) }
+    /// The bootstrap members.
+    var ids: [Int] { Array(1...size) }
     func node(_ id: Int) -> Node { nodes[id - 1] }
     var endpoints: [KVEndpoint] { nodes.map { KVEndpoint(host: "127.0.0.1", port: $0.clientPort) } }
 
@@ -305,6 +315,16 @@ final class Cluster: @unchecked Sendable {
         let node = node(id)
         let child = try Child(
             Tools.kvd, ["--config", configPath, "--id", String(id), "--data-dir", node.dataDirectory],
+            stdout: node.logPath, stderr: node.logPath)
+        lock.withLock { children[id] = child }
+    }
+
+    /// Starts node `id` with `--join` (docs/CONFIGURATION.md): no bootstrap membership, its
+    /// addresses from `joinConfigPath`.
+    func startJoining(_ id: Int) throws {
+        let node = node(id)
+        let child = try Child(
+            Tools.kvd, ["--config", joinConfigPath, "--id", String(id), "--data-dir", node.dataDirectory, "--join"],
             stdout: node.logPath, stderr: node.logPath)
         lock.withLock { children[id] = child }
     }

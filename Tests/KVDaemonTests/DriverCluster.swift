@@ -16,7 +16,7 @@ final class DriverCluster {
     /// Messages for which this returns true stay queued (delayed, not lost).
     var hold: (Message) -> Bool = { _ in false }
     var nowMillis: UInt64 = 1_000
-    let ids: [NodeID]
+    var ids: [NodeID]
     let settings: RaftDriver.Settings
 
     init(ids: [NodeID] = [1, 2, 3], tweak: (inout RaftDriver.Settings) -> Void = { _ in }) throws {
@@ -39,6 +39,20 @@ final class DriverCluster {
     }
 
     func driver(_ id: NodeID) throws -> RaftDriver { try #require(drivers[id]) }
+
+    /// Starts node `id` as `kvd --join` does: no bootstrap membership, an empty log; it learns both
+    /// from the leader once the cluster adds it.
+    func startJoiner(_ id: NodeID) throws {
+        var configuration = RaftConfiguration(id: id)
+        configuration.electionTimeoutTicks = 10
+        let machine = try KVStateMachine(database: try SQLiteConnection.inMemory())
+        drivers[id] = try RaftDriver(
+            configuration: configuration, bootstrap: ClusterMembership(voters: []), settings: settings,
+            storage: MemoryLogStorage(), machine: machine, seed: 0xF0 &+ id.rawValue, metrics: DaemonMetrics(),
+            send: { [unowned self] messages in self.queue.append(contentsOf: messages) },
+            monotonicMillis: { [unowned self] in self.nowMillis }, wallMillis: { [unowned self] in self.nowMillis })
+        ids.append(id)
+    }
 
     var leader: NodeID? { ids.first { drivers[$0]?.status.role == .leader } }
     var followers: [NodeID] { ids.filter { $0 != leader } }

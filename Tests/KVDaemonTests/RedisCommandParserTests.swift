@@ -110,3 +110,17 @@ import Testing
         #expect(Glob.literalPrefix(b("[ab]")) == [])
     }
 }
+
+/// `COMMAND COUNT` counts each command name once, and every name it counts parses.
+@Suite struct CommandTableTests {
+    @Test func commandNamesAreUniqueAndKnown() {
+        #expect(Set(CommandParser.commandNames).count == CommandParser.commandNames.count)
+        for name in CommandParser.commandNames {
+            do {
+                _ = try CommandParser.parse([Array(name.utf8)])
+            } catch {
+                #expect(!error.message.hasPrefix("unknown command"), "\(name) is counted but unknown")
+            }
+        }
+    }
+}

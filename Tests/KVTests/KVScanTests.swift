@@ -58,7 +58,7 @@ import Testing
         let machine = try KVStateMachine(database: database)
         #expect(machine.keyCount == 2)
         #expect(try machine.get(bytes("a"))?.expiresAt == nil)
-        #expect(try database.scalarInt64("SELECT value FROM kv_meta WHERE name = 'schema_version'") == 2)
+        #expect(try database.scalarInt64("SELECT value FROM kv_meta WHERE name = 'schema_version'") == 3)
         let reopened = try KVStateMachine(database: database)
         #expect(reopened.keyCount == 2)
     }

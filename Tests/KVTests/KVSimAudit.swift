@@ -108,7 +108,7 @@ final class KVSimAudit {
         case .set(let request): return request.fence
         case .leaseGrant, .leaseKeepAlive, .leaseRevoke, .leaseExpire, .leaseCheckpoint, .lockAcquire, .lockRelease,
             .fence, .sessionRegister, .expire, .persist, .getEx, .getDelete, .rename, .copy, .multiSet, .flush, .expireKeys,
-            .transaction, .read:
+            .transaction, .read, .memberSet, .memberRemove:
             return nil
         }
     }
@@ -197,7 +197,7 @@ final class KVSimAudit {
                         "No early lease expiry", "\(at): lease \(id) expired \(livedMillis) ms after its last renewal "
                             + "(tick \(renewal.tick)), TTL \(renewal.ttlMillis) ms")
                 }
-            case .lockGranted, .sessionExpired:
+            case .lockGranted, .sessionExpired, .membersChanged:
                 break
             }
         }
