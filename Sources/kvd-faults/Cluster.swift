@@ -59,12 +59,13 @@ actor Cluster {
         for node in topology.nodes { try start(node) }
     }
 
-    /// Starts node `node` inside its namespace on its data directory (kept across restarts).
-    func start(_ node: Int) throws(HarnessError) {
+    /// Starts node `node` inside its namespace on its data directory (kept across restarts);
+    /// `join` starts it with `--join` (an empty replacement waiting to be added).
+    func start(_ node: Int, join: Bool = false) throws(HarnessError) {
         let argv = [
             "ip", "netns", "exec", topology.namespace(node),
             kvdPath, "--config", configPath, "--id", String(node), "--data-dir", dataDirectory(node),
-        ]
+        ] + (join ? ["--join"] : [])
         let pid = try Shell.start(argv, logPath: logPath(node))
         Cleanup.shared.addProcess(pid)
         states[node] = .running(pid)
@@ -96,6 +97,12 @@ actor Cluster {
         guard case .paused(let pid)? = states[node] else { return }
         kill(pid, SIGCONT)
         states[node] = .running(pid)
+    }
+
+    /// Deletes a killed node's data directory (its machine is gone for good).
+    func wipe(_ node: Int) throws(HarnessError) {
+        guard case .killed? = states[node] else { return }
+        _ = try Shell.run(["rm", "-rf", dataDirectory(node)])
     }
 
     /// Starts a killed node again on the same data directory.

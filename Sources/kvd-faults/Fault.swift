@@ -1,3 +1,5 @@
+import KVProtocol
+
 /// The faults the harness injects. Each is applied, lasts a while, then healed; a new kind is a
 /// new case here, its `apply` and, if it needs a new way back, a new `Healing`.
 ///
@@ -21,6 +23,11 @@ enum FaultKind: String, CaseIterable, Sendable, Codable {
     case pauseLeader = "pause-leader"
     /// `SIGSTOP` of a random node, `SIGCONT` at heal.
     case pauseRandom = "pause-random"
+    /// A random follower's machine is lost for good: `kill -9`, removed from the membership
+    /// (`MEMBER REMOVE`), its data deleted. At heal a replacement with the same id and an empty
+    /// data directory starts with `--join`, is added as a learner and promoted once caught up
+    /// (the README's "Replace a dead node" runbook, under the workloads' load).
+    case replaceRandom = "replace-random"
 }
 
 /// How an applied fault is undone.
@@ -31,6 +38,8 @@ enum Healing: Sendable {
     case restart(node: Int)
     /// `SIGCONT` a stopped node.
     case resume(node: Int)
+    /// Start an empty replacement of a removed node with `--join`, add it, promote it.
+    case replace(node: Int)
 }
 
 /// A fault in effect.
@@ -80,6 +89,29 @@ struct FaultContext: Sendable {
         }
     }
 
+    /// Sends a `MEMBER` command to the leader (following redirects) until it answers `+OK` or an
+    /// error containing one of `done` (the change is already in effect), or
+    /// `Limits.membershipChangeWait` passes; returns what the last answer was, for the report.
+    func membership(_ words: [String], done: [String]) async -> String {
+        var configuration = KVClient.Configuration(endpoints: cluster.endpoints)
+        configuration.asksForRedirects = true
+        let client = KVClient(configuration: configuration)
+        defer { Task { await client.close() } }
+        let deadline = ContinuousClock.now + Limits.membershipChangeWait
+        var last = "no answer"
+        while ContinuousClock.now < deadline {
+            do {
+                _ = try await client.request(words, idempotent: true, timeout: .seconds(5))
+                return "\(words[1]) ok"
+            } catch {
+                last = error.description
+                if done.contains(where: { last.contains($0) }) { return "\(words[1]) already done" }
+            }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        return "\(words[1]) not done within \(Limits.membershipChangeWait): \(last)"
+    }
+
     /// The current leader, or a random node when none is known; says which in `how`.
     func leaderOrRandom(_ generator: inout SeededGenerator) async -> (node: Int, how: String) {
         if let leader = await probe.currentLeader() { return (leader.node, "leader \(leader.node)") }
@@ -127,6 +159,16 @@ extension FaultKind {
             let (node, how) = await target(leader: self == .pauseLeader, context, &generator)
             await context.cluster.pause(node)
             return AppliedFault(kind: self, detail: "SIGSTOP \(how)", healing: .resume(node: node))
+        case .replaceRandom:
+            let leader = await context.probe.currentLeader()?.node
+            let followers = nodes.filter { $0 != leader }
+            let node = followers.isEmpty ? Int.random(in: context.topology.nodes, using: &generator)
+                : followers[Int.random(in: followers.indices, using: &generator)]
+            await context.cluster.kill9(node)
+            try await context.cluster.wipe(node)
+            let removed = await context.membership(["MEMBER", "REMOVE", String(node)], done: ["not a member"])
+            return AppliedFault(
+                kind: self, detail: "kill -9 node \(node), wipe its data, MEMBER REMOVE: \(removed)", healing: .replace(node: node))
         }
     }
 
@@ -150,12 +192,27 @@ extension FaultKind {
 }
 
 extension AppliedFault {
-    /// Undoes the fault.
-    func heal(_ context: FaultContext) async throws(HarnessError) {
+    /// Undoes the fault; returns what it did when that is worth reporting (a replacement's steps).
+    /// A replacement that cannot be added and promoted ends the run: the cluster would go on one
+    /// voter short and every later verdict would be about another cluster.
+    @discardableResult
+    func heal(_ context: FaultContext) async throws(HarnessError) -> String? {
         switch healing {
         case .flushFirewalls: try await context.flushAll()
         case .restart(let node): try await context.cluster.restart(node)
         case .resume(let node): await context.cluster.resume(node)
+        case .replace(let node):
+            try await context.cluster.start(node, join: true)
+            let address = context.topology.address(node)
+            let added = await context.membership(
+                ["MEMBER", "ADD", String(node), "\(address):\(Limits.peerPort)", "\(address):\(Limits.clientPort)"], done: [])
+            let promoted = await context.membership(["MEMBER", "PROMOTE", String(node)], done: ["not a learner"])
+            let steps = "replacement node \(node) started with --join; \(added); \(promoted)"
+            guard !added.contains("not done"), !promoted.contains("not done") else {
+                throw .commandFailed(command: "replace node \(node)", status: 1, output: steps)
+            }
+            return steps
         }
+        return nil
     }
 }

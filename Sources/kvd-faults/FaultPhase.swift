@@ -30,7 +30,7 @@ struct FaultPhase: Sendable {
             let appliedAt = clock.now()
             if let previous = records.indices.last { records[previous].windowEnd = appliedAt }
             try? await Task.sleep(for: .milliseconds(planned.faultMillis))
-            try await applied.heal(context)
+            let healNote = try await applied.heal(context)
             let healedAt = clock.now()
             let healInstant = ContinuousClock.now
             let recovered = await context.probe.waitForAgreedLeader(among: allNodes, timeout: Limits.recoveryWaitMax)
@@ -41,6 +41,7 @@ struct FaultPhase: Sendable {
             let recovery = recovered.map { "leader \($0.leader) known by every node \(milliseconds($0.waited)) ms after heal" }
                 ?? "NO leader known by every node within \(Limits.recoveryWaitMax)"
             say("[\(seconds(appliedAt))] \(planned.kind.rawValue): \(applied.detail) for \(planned.faultMillis) ms; \(recovery)")
+            if let healNote { say("[\(seconds(healedAt))] \(planned.kind.rawValue) healed: \(healNote)") }
             for crash in await context.cluster.reapUnexpectedExits() {
                 say("[\(seconds(clock.now()))] node \(crash.node) EXITED on its own with status \(crash.status)")
             }

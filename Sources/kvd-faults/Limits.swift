@@ -29,6 +29,8 @@ enum Limits {
 
     /// How long a fault lasts before it heals (uniform in this range).
     static let faultMillis = 2_000...4_000
+    /// Longest a membership change of `replace-random` (remove, add, promote) is retried.
+    static let membershipChangeWait: Duration = .seconds(30)
     /// Quiet time after a heal before the next fault (uniform); extended while recovery lasts.
     static let quietMillis = 2_500...4_000
     /// Longest wait after a heal for a leader known by every node and a first successful write.
