@@ -21,6 +21,8 @@ struct KVSimStats {
     var snapshotsInstalled = 0
     /// Requests a follower answered with a result (forwarded writes, reads at a read index).
     var answeredByFollowers = 0
+    /// Voters the operator removed, added back as learners and promoted again.
+    var membershipChanges = 0
 
     mutating func add(_ other: KVSimStats) {
         ticks += other.ticks
@@ -41,6 +43,7 @@ struct KVSimStats {
         historyOperations += other.historyOperations
         snapshotsInstalled += other.snapshotsInstalled
         answeredByFollowers += other.answeredByFollowers
+        membershipChanges += other.membershipChanges
     }
 
     var summary: String {
@@ -48,7 +51,7 @@ struct KVSimStats {
             + "(\(indeterminateRetries) indeterminate retries), \(lockGrants) lock grants, fenced writes \(fencedAccepted) "
             + "accepted / \(fencedStale) stale, \(leaseExpiries) lease expiries, \(leaseCheckpoints) leases checkpointed, "
             + "\(crashes) crashes (\(crashesBeforeWrite) before a write of entries), \(pauses) pauses, "
-            + "\(partitions) partitions, \(lostMessages) messages lost, \(snapshotsInstalled) snapshots installed, \(answeredByFollowers) answered by followers, \(historyOperations) KV operations checked, "
+            + "\(partitions) partitions, \(lostMessages) messages lost, \(snapshotsInstalled) snapshots installed, \(answeredByFollowers) answered by followers, \(membershipChanges) voters replaced, \(historyOperations) KV operations checked, "
             + "\(uncheckedHistories) histories unchecked (budget)"
     }
 }

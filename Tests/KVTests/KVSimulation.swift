@@ -27,6 +27,9 @@ struct KVSimParameters: CustomStringConvertible {
     /// The leader's lease checkpoint interval: sometimes shorter than the lock clients' keepalive
     /// period (so leases are checkpointed between renewals), sometimes longer (so they never are).
     var leaseCheckpointMillis: UInt64
+    /// Chance per tick that the operator starts replacing a voter (remove, add back as a learner,
+    /// promote) when no change is under way; 0 in a quarter of the seeds.
+    var membershipPerMille: Int
 
     init(seed: UInt64, safetyTicks: Int) {
         var random = SplitMix64(seed: seed ^ 0x4B56_5349_4D00)
@@ -57,6 +60,8 @@ struct KVSimParameters: CustomStringConvertible {
         // that snapshot transfers still happen in short runs.
         self.raft.compactionHoldEntriesMax = random.within(0...40)
         leaseCheckpointMillis = UInt64(random.within(10...40)) * Self.tickMillis
+        // Drawn after every earlier parameter, for the same reason.
+        membershipPerMille = random.below(4)
     }
 
     var description: String {
@@ -65,7 +70,7 @@ struct KVSimParameters: CustomStringConvertible {
             + "checkQuorum=\(raft.checkQuorum) snapshotEvery=\(snapshotEntries); loss=\(lossPerMille)‰ dup=\(duplicatePerMille)‰ "
             + "delay≤\(delayMaxTicks) long=\(longDelayPerMille)‰ crash=\(crashPerMille)‰ pause=\(pausePerMille)‰ "
             + "partition=\(partitionPerMille)‰; clients kv=\(kvClients) lock=\(lockClients) pause=\(clientPausePerMille)‰; "
-            + "leaseCheckpoint=\(leaseCheckpointMillis)ms"
+            + "leaseCheckpoint=\(leaseCheckpointMillis)ms membership=\(membershipPerMille)‰"
     }
 }
 
@@ -158,6 +163,9 @@ final class KVSimulation {
     /// Requests delivered to a node that did not lead then (served by forwarding, or redirected).
     var requestsAtFollowers: Set<Int> = []
     var nextRequest = 0
+    /// The membership change the operator is making, if any (one at a time, as the README's
+    /// runbook does).
+    var membershipStep: MembershipStep?
     /// Every entry some node applied from the log, by index, with the tick it was first applied.
     var applied: [UInt64: AppliedEntry] = [:]
     /// The shared clock of the client histories: one step per call and per reply.
@@ -219,6 +227,7 @@ final class KVSimulation {
     func step() throws(KVSimViolation) {
         now += 1
         if faultsEnabled { injectFaults() }
+        changeMembership()
         for node in nodes where node.driver == nil && node.restartAt <= now { try start(node) }
         for node in nodes where node.driver != nil && !node.isPaused(at: now) { node.inputs.append(.tick) }
         try deliverDue()
@@ -275,12 +284,13 @@ final class KVSimulation {
         let deadline = now + UInt64(parameters.livenessTicksMax)
         while now < deadline {
             try step()
-            if clients.allSatisfy(\.isDone), isConverged { return }
+            if clients.allSatisfy(\.isDone), !membershipChangeUnderWay, isConverged { return }
         }
         let busy = clients.filter { !$0.isDone }.map { "client \($0.id): \($0.currentDescription)" }
         let leases = nodes.compactMap { try? $0.driver?.machine.allLeases().map(\.id) }.first ?? []
         throw KVSimViolation(
             "Liveness", "not converged \(parameters.livenessTicksMax) ticks after healing; busy: \(busy); leases left: \(leases); "
+                + "membership change: \(membershipStep.map { "\($0)" } ?? "none"); "
                 + "applied: \(nodes.map { "\($0.id)=\($0.driver?.machine.appliedIndex.rawValue ?? 0)" })")
     }
 

@@ -78,6 +78,7 @@ struct KVSimulationTests {
         #expect(count < 20 || total.snapshotsInstalled > 0, "the seeds must exercise snapshot transfers")
         #expect(count < 20 || total.crashesBeforeWrite > 0, "the seeds must crash nodes between sending and writing")
         #expect(count < 20 || total.answeredByFollowers > 0, "the seeds must have followers serve clients")
+        #expect(count < 20 || total.membershipChanges > 0, "the seeds must replace voters")
         print("KV simulation: \(count) seeds from \(first): \(total.summary)")
     }
 
