@@ -58,6 +58,34 @@ extension ClusterTests {
             }
             let after = try await cluster.kvctl(via: survivor, ["get", "after"])
             #expect(after.output == "force", "\(after)")
+
+            // Then members are added back (README "Change the membership"): a lost node's id on
+            // an empty data directory joins, is added as a learner and promoted, and holds the data.
+            let back = try #require(cluster.ids.first { $0 != survivor })
+            let backNode = cluster.node(back)
+            _ = try cluster.spawn(
+                Tools.kvd,
+                ["--config", cluster.configPath, "--id", String(back), "--data-dir", backNode.dataDirectory + "-new", "--join"],
+                stdout: backNode.logPath, stderr: backNode.logPath)
+            let add = try await cluster.kvctl(
+                via: survivor,
+                ["member", "add", String(back), "--peer", "127.0.0.1:\(backNode.peerPort)", "--client", "127.0.0.1:\(backNode.clientPort)"])
+            #expect(add.status == 0, "\(add)")
+            try await eventually("node \(back) to be promoted", timeout: .seconds(30), diagnostics: { cluster.diagnostics() }) {
+                (try? await cluster.kvctl(via: survivor, ["member", "promote", String(back)]))?.status == 0
+            }
+            let port = backNode.clientPort
+            try await eventually("node \(back) to hold the data", diagnostics: { cluster.diagnostics() }) {
+                let reply = try? await offload {
+                    let connection = try RawConnection(port: port)
+                    defer { connection.close() }
+                    _ = try connection.roundTrip("READONLY\r\n")
+                    return try connection.roundTrip("GET after\r\n")
+                }
+                return reply == .bulk("force")
+            }
+            let members = try await cluster.kvctl(via: survivor, ["member", "list"])
+            #expect(members.output.split(separator: "\n").filter { $0.contains("voter") }.count == 2, "\(members)")
         }
     }
 }
