@@ -59,17 +59,9 @@ struct MemberCommand: AsyncParsableCommand {
                         return text.isEmpty ? "-" : text
                     })
             }
-            Output.line(Self.table(rows))
+            Output.line(Output.table(rows))
         }
 
-        static func table(_ rows: [[String]]) -> String {
-            let widths = columns.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
-            return rows.map { row in
-                row.enumerated().map { index, cell in
-                    index == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[index] - cell.count + 2)
-                }.joined()
-            }.joined(separator: "\n")
-        }
     }
 
     struct Add: AsyncParsableCommand {

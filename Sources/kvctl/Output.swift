@@ -20,6 +20,18 @@ enum Output {
         writeAll(2, Array((text + "\n").utf8))
     }
 
+    /// Rows as aligned columns, two spaces apart (the first row is the header); the last column
+    /// is not padded.
+    static func table(_ rows: [[String]]) -> String {
+        let columnCount = rows.map(\.count).max() ?? 0
+        let widths = (0..<columnCount).map { column in rows.map { column < $0.count ? $0[column].count : 0 }.max() ?? 0 }
+        return rows.map { row in
+            row.enumerated().map { index, cell in
+                index == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[index] - cell.count + 2)
+            }.joined()
+        }.joined(separator: "\n")
+    }
+
     private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
         var offset = 0
         while offset < bytes.count {

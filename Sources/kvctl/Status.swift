@@ -60,12 +60,7 @@ struct Status: AsyncParsableCommand {
                 info.fields["commit_index"] ?? "-", info.fields["applied_index"] ?? "-",
             ]
         }
-        let widths = columns.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
-        return rows.map { row in
-            row.enumerated().map { index, cell in
-                index == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[index] - cell.count + 2)
-            }.joined()
-        }.joined(separator: "\n")
+        return Output.table(rows)
     }
 
     static func json(_ infos: [NodeInfo]) -> String {
