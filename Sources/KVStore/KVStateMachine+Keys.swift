@@ -34,8 +34,12 @@ extension KVStateMachine {
 
     /// How many of `keys` exist (a key named twice counts twice, as in Redis).
     public func countExisting(_ keys: [[UInt8]]) throws(StorageError) -> Int {
+        do { return try existingCount(keys) } catch { throw error.storageError }
+    }
+
+    func existingCount(_ keys: [[UInt8]]) throws(SQLiteError) -> Int {
         var count = 0
-        for key in keys where try get(key) != nil { count += 1 }
+        for key in keys where try visible(key) != nil { count += 1 }
         return count
     }
 

@@ -18,10 +18,7 @@ extension KVStateMachine {
             var values: [[UInt8]?] = []
             for key in keys { values.append(try visible(key)?.value) }
             return .values(values)
-        case .exists(let keys):
-            var count: Int64 = 0
-            for key in keys where try visible(key) != nil { count += 1 }
-            return .integer(count)
+        case .exists(let keys): return .integer(Int64(try existingCount(keys)))
         case .strlen(let key): return .integer(Int64(try visible(key)?.value.count ?? 0))
         case .type(let key): return .status(try visible(key) == nil ? "none" : "string")
         case .getRange(let key, let start, let end):
