@@ -28,6 +28,11 @@ enum FaultKind: String, CaseIterable, Sendable, Codable {
     /// data directory starts with `--join`, is added as a learner and promoted once caught up
     /// (the README's "Replace a dead node" runbook, under the workloads' load).
     case replaceRandom = "replace-random"
+    /// The cluster shrinks by a minority and grows back, as an operator resizing it would:
+    /// random members (the leader among them, at times) are removed one at a time with
+    /// `MEMBER REMOVE`, then stopped and their data deleted (5 → 3 voters, or 3 → 2). At heal
+    /// each comes back empty with `--join`, is added and promoted (3 → 5).
+    case shrinkGrow = "shrink-grow"
 }
 
 /// How an applied fault is undone.
@@ -38,8 +43,8 @@ enum Healing: Sendable {
     case restart(node: Int)
     /// `SIGCONT` a stopped node.
     case resume(node: Int)
-    /// Start an empty replacement of a removed node with `--join`, add it, promote it.
-    case replace(node: Int)
+    /// Start empty replacements of removed nodes with `--join`, add them, promote them.
+    case rejoin(nodes: [Int])
 }
 
 /// A fault in effect.
@@ -112,6 +117,23 @@ struct FaultContext: Sendable {
         return "\(words[1]) not done within \(Limits.membershipChangeWait): \(last)"
     }
 
+    /// Starts an empty node `node` with `--join`, adds it as a learner and promotes it once it
+    /// has caught up (the README's runbook); returns the steps for the report. A node that cannot
+    /// be added and promoted ends the run: the cluster would go on short of a voter and every
+    /// later verdict would be about another cluster.
+    func rejoin(_ node: Int) async throws(HarnessError) -> String {
+        try await cluster.start(node, join: true)
+        let address = topology.address(node)
+        let added = await membership(
+            ["MEMBER", "ADD", String(node), "\(address):\(Limits.peerPort)", "\(address):\(Limits.clientPort)"], done: [])
+        let promoted = await membership(["MEMBER", "PROMOTE", String(node)], done: ["not a learner"])
+        let steps = "node \(node) started empty with --join; \(added); \(promoted)"
+        guard !added.contains("not done"), !promoted.contains("not done") else {
+            throw .commandFailed(command: "rejoin node \(node)", status: 1, output: steps)
+        }
+        return steps
+    }
+
     /// The current leader, or a random node when none is known; says which in `how`.
     func leaderOrRandom(_ generator: inout SeededGenerator) async -> (node: Int, how: String) {
         if let leader = await probe.currentLeader() { return (leader.node, "leader \(leader.node)") }
@@ -168,7 +190,19 @@ extension FaultKind {
             try await context.cluster.wipe(node)
             let removed = await context.membership(["MEMBER", "REMOVE", String(node)], done: ["not a member"])
             return AppliedFault(
-                kind: self, detail: "kill -9 node \(node), wipe its data, MEMBER REMOVE: \(removed)", healing: .replace(node: node))
+                kind: self, detail: "kill -9 node \(node), wipe its data, MEMBER REMOVE: \(removed)", healing: .rejoin(nodes: [node]))
+        case .shrinkGrow:
+            let leaving = Array(nodes.shuffled(using: &generator).prefix((nodes.count - 1) / 2)).sorted()
+            var steps: [String] = []
+            for node in leaving {
+                let removed = await context.membership(["MEMBER", "REMOVE", String(node)], done: ["not a member"])
+                await context.cluster.kill9(node)
+                try await context.cluster.wipe(node)
+                steps.append("node \(node): \(removed), stopped, data deleted")
+            }
+            return AppliedFault(
+                kind: self, detail: "shrink to \(nodes.count - leaving.count) voters: " + steps.joined(separator: "; "),
+                healing: .rejoin(nodes: leaving))
         }
     }
 
@@ -192,26 +226,17 @@ extension FaultKind {
 }
 
 extension AppliedFault {
-    /// Undoes the fault; returns what it did when that is worth reporting (a replacement's steps).
-    /// A replacement that cannot be added and promoted ends the run: the cluster would go on one
-    /// voter short and every later verdict would be about another cluster.
+    /// Undoes the fault; returns what it did when that is worth reporting (a rejoin's steps).
     @discardableResult
     func heal(_ context: FaultContext) async throws(HarnessError) -> String? {
         switch healing {
         case .flushFirewalls: try await context.flushAll()
         case .restart(let node): try await context.cluster.restart(node)
         case .resume(let node): await context.cluster.resume(node)
-        case .replace(let node):
-            try await context.cluster.start(node, join: true)
-            let address = context.topology.address(node)
-            let added = await context.membership(
-                ["MEMBER", "ADD", String(node), "\(address):\(Limits.peerPort)", "\(address):\(Limits.clientPort)"], done: [])
-            let promoted = await context.membership(["MEMBER", "PROMOTE", String(node)], done: ["not a learner"])
-            let steps = "replacement node \(node) started with --join; \(added); \(promoted)"
-            guard !added.contains("not done"), !promoted.contains("not done") else {
-                throw .commandFailed(command: "replace node \(node)", status: 1, output: steps)
-            }
-            return steps
+        case .rejoin(let nodes):
+            var steps: [String] = []
+            for node in nodes { steps.append(try await context.rejoin(node)) }
+            return steps.joined(separator: "; ")
         }
         return nil
     }

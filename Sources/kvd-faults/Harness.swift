@@ -52,7 +52,8 @@ struct Harness: Sendable {
                 async let registers: Void = RegisterWorkload(context: workloadContext).run()
                 async let locks: Void = LockWorkload(context: workloadContext).run()
                 async let sessions: Void = SessionWorkload(context: workloadContext).run()
-                _ = await (registers, locks, sessions)
+                async let steady: Void = SteadyHolderWorkload(context: workloadContext).run()
+                _ = await (registers, locks, sessions, steady)
             }
             let phase = FaultPhase(
                 context: context, clock: clock, seed: settings.seed, duration: .seconds(settings.phaseMinutes * 60))

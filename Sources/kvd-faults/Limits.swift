@@ -58,6 +58,10 @@ enum Limits {
     static let lockStall: Duration = .milliseconds(lockLeaseSeconds * 1_000 + 700)
     /// Pause between one client's lock rounds.
     static let lockPauseMillis = 10...40
+    /// The steady lock holder's lease TTL, far above any fault's length plus a failover, and how
+    /// often it renews the lease and asks for the lock again.
+    static let steadyLeaseSeconds = 10
+    static let steadyRenewMillis = 1_000
     /// Exactly-once session clients.
     static let sessionClients = 2
     static let sessionPauseMillis = 10...40

@@ -63,6 +63,7 @@ final class Recorder: Sendable {
         var sessionReplies: [Int] = []
         var sessionIndeterminate = 0
         var sessionFailed = 0
+        var steady = SteadyHolderTally()
     }
 
     let clock: HarnessClock

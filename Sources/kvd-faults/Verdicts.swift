@@ -17,7 +17,19 @@ struct FinalReads: Sendable {
 enum Verdicts {
     static func all(_ state: Recorder.State, finals: FinalReads) -> [Verdict] {
         [registers(state), fenceRegister(state), fencedCounter(state, final: finals.lockCounter),
-         sessionCounter(state, final: finals.sessionCounter)]
+         sessionCounter(state, final: finals.sessionCounter), steadyHolder(state.steady)]
+    }
+
+    /// The steady holder's lease never ended early and its lock never changed hands while the
+    /// lease was provably alive (see `SteadyHolderWorkload`); it must have held the lock at all.
+    static func steadyHolder(_ tally: SteadyHolderTally) -> Verdict {
+        let name = "no lease expired early, no lock changed hands"
+        var problems = Array(tally.violations.prefix(5))
+        if tally.holdings == 0 { problems.append("the steady holder never took its lock") }
+        let summary = "steady holder: \(tally.holdings) holding(s), \(tally.renewals) renewals, "
+            + "\(tally.failedRenewals) unanswered, longest renewal gap \(tally.longestGap / 1_000_000) ms, "
+            + "\(tally.lapses) lease(s) lapsed after a whole TTL unrenewed"
+        return Verdict(name: name, passed: problems.isEmpty, detail: ([summary] + problems).joined(separator: "; "))
     }
 
     /// Registers (and the lock workload's counter reads and writes) against the KV model.

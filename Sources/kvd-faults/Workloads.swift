@@ -37,6 +37,7 @@ enum ClientIDs {
     static let registers = 100
     static let locks = 200
     static let sessions = 300
+    static let steady = 400
     static let negativeControl = 900
     static let final = 999
 }
