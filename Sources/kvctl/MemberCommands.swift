@@ -11,10 +11,18 @@ struct MemberCommand: AsyncParsableCommand {
     /// How long kvctl waits between two tries while another membership change is pending.
     static let pendingRetryDelay = Duration.milliseconds(200)
 
-    /// Sends a change to the leader, retrying while another change is pending (only one at a time
-    /// is allowed, and a new leader allows none before its first entry commits). A change is
-    /// not repeated after an indeterminate failure: `member list` tells whether it happened.
-    static func change(_ arguments: [String], cluster: ClusterOptions, deadline: TimeoutOption) async throws {
+    /// The refusal of a change while another is pending (only one at a time is allowed, and a new
+    /// leader allows none before its first entry commits).
+    static let pendingRefusal = "another membership change is pending"
+    /// The refusal of a promotion while the learner is behind.
+    static let behindRefusal = "has not caught up yet"
+
+    /// Sends a change to the leader, retrying while it is refused with a message containing one of
+    /// `retryingOn` until the deadline. A change is not repeated after an indeterminate failure:
+    /// `member list` tells whether it happened.
+    static func change(
+        _ arguments: [String], cluster: ClusterOptions, deadline: TimeoutOption, retryingOn: [String] = [pendingRefusal]
+    ) async throws {
         let timeout = try deadline.duration
         let until = ContinuousClock.now + timeout
         try await withClient(cluster, timeout: timeout) { client, _ in
@@ -22,7 +30,7 @@ struct MemberCommand: AsyncParsableCommand {
                 do {
                     _ = try await client.request(arguments, idempotent: false, timeout: until - ContinuousClock.now)
                     return
-                } catch let error as KVClientError where error.message.contains("another membership change is pending") {
+                } catch let error as KVClientError where retryingOn.contains(where: error.message.contains) {
                     guard ContinuousClock.now + pendingRetryDelay < until else { throw error }
                     try await Task.sleep(for: pendingRetryDelay)
                 }
@@ -84,14 +92,21 @@ struct MemberCommand: AsyncParsableCommand {
 
     struct Promote: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Make learner ID a voter; refused until it has caught up with the leader.")
+            abstract: "Make learner ID a voter; refused until it has caught up with the leader.",
+            discussion: """
+                With --wait, kvctl retries until the learner has caught up or --timeout passes \
+                (raise it for a large state, e.g. --timeout 600).
+                """)
         @OptionGroup var cluster: ClusterOptions
         @OptionGroup var deadline: TimeoutOption
+        @Flag(help: "Retry while the learner is still catching up, until --timeout.")
+        var wait = false
         @Argument var id: String
 
         func run() async throws {
             _ = try parseUnsigned(id, "ID")
-            try await MemberCommand.change(["MEMBER", "PROMOTE", id], cluster: cluster, deadline: deadline)
+            let retryingOn = [MemberCommand.pendingRefusal] + (wait ? [MemberCommand.behindRefusal] : [])
+            try await MemberCommand.change(["MEMBER", "PROMOTE", id], cluster: cluster, deadline: deadline, retryingOn: retryingOn)
             Output.line("node \(id) is a voter")
         }
     }

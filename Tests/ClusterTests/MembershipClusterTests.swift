@@ -63,9 +63,9 @@ extension ClusterTests {
             "member", "add", "4", "--peer", "127.0.0.1:\(four.peerPort)", "--client", "127.0.0.1:\(four.clientPort)",
         ])
         #expect(add.status == 0, "member add: \(add)")
-        try await eventually("node 4 to catch up and be promoted", timeout: .seconds(60), every: .milliseconds(500), diagnostics: { cluster.diagnostics() }) {
-            try await cluster.kvctl(["member", "promote", "4"]).status == 0
-        }
+        // `--wait` retries while node 4 is still catching up (it is refused until then).
+        let promote = try await cluster.kvctl(["member", "promote", "--wait", "--timeout", "60", "4"], timeout: .seconds(90))
+        #expect(promote.status == 0, "member promote --wait: \(promote)")
         let row = try await Self.memberRow(cluster, 4)
         #expect(row?[4] == "voter", "member list row: \(row ?? [])")
         #expect(readFile(four.logPath).contains("snapshot installed"), "node 4 caught up from a snapshot")
