@@ -8,6 +8,8 @@ struct RetryState: Sendable {
     var redirectsInARow = 0
     /// What each node last did for this request, by address: for the error that ends it.
     var lastOutcomes: [String: Outcome] = [:]
+    /// Since when every endpoint has refused connections (nothing listens), if so.
+    var everyEndpointRefusedSince: ContinuousClock.Instant?
 
     enum Outcome: Sendable {
         /// It answered, but knew no leader (`-NOTLEADER unknown`).
@@ -45,6 +47,29 @@ struct RetryState: Sendable {
         KVClientError(
             .deadlineExceeded, "no leader reachable before the deadline" + outcomeSummary(),
             outcome: mayHaveTakenEffect ? .indeterminate : .definite)
+    }
+
+    /// The error for a request ended because nothing listens on any endpoint.
+    func nothingListening() -> KVClientError {
+        KVClientError(
+            .unreachable, "no node accepts connections (is the cluster running?)" + outcomeSummary(),
+            outcome: mayHaveTakenEffect ? .indeterminate : .definite)
+    }
+
+    /// Notes whether every one of `endpointCount` endpoints has refused connections, and since
+    /// when; true once that has lasted `grace`.
+    mutating func nothingListens(endpointCount: Int, grace: Duration) -> Bool {
+        let allRefused = lastOutcomes.count >= endpointCount && lastOutcomes.values.allSatisfy {
+            if case .unreachable(let why) = $0 { return why == KVClient.refusedReason }
+            return false
+        }
+        guard allRefused else {
+            everyEndpointRefusedSince = nil
+            return false
+        }
+        let since = everyEndpointRefusedSince ?? .now
+        everyEndpointRefusedSince = since
+        return ContinuousClock.now - since >= grace
     }
 
     /// `: 1 of 3 nodes answered (127.0.0.1:7001: no leader known); no answer from 127.0.0.1:7002,
@@ -89,6 +114,11 @@ extension KVClient {
                 retry.lastOutcomes[target.description] = .unreachable(Self.reason(error))
                 rememberLeader(nil)
                 try retry.record(error, idempotent: idempotent)
+                if let grace = configuration.nothingListeningGrace,
+                    retry.nothingListens(endpointCount: configuration.endpoints.count, grace: grace)
+                {
+                    throw retry.nothingListening()
+                }
                 target = nextEndpoint(after: target)
                 try await pause(&retry)
                 continue
@@ -139,6 +169,9 @@ extension KVClient {
             throw retry.exhausted()
         }
     }
+
+    /// The reason of a connection refused by the endpoint's host (nothing listens on the port).
+    static let refusedReason = "Connection refused"
 
     /// Why an attempt got no answer, in a few words (`Connection refused`, `timed out`).
     static func reason(_ error: KVClientError) -> String {

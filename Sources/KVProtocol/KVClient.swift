@@ -39,6 +39,11 @@ public actor KVClient {
         /// follower then serves the request itself. A server without the command answers an
         /// error, which is ignored (it redirects anyway).
         public var asksForRedirects = false
+        /// When set, a request ends early once every endpoint has refused connections (nothing
+        /// listens on any of them) for this long, instead of retrying until its deadline: what a
+        /// command-line tool wants when the cluster is not running. `nil` (the default) retries
+        /// until the deadline, which rides out a whole cluster restarting.
+        public var nothingListeningGrace: Duration?
 
         /// A configuration for `endpoints` with default settings.
         public init(endpoints: [KVEndpoint]) {

@@ -34,6 +34,9 @@ struct KVCtl: AsyncParsableCommand {
     @OptionGroup var cluster: ClusterOptions
 }
 
+/// How long kvctl retries while every node refuses connections before it gives up.
+let kvctlNothingListeningGrace = Duration.seconds(2)
+
 /// Runs `body` with a client for the configured cluster and closes it afterwards, turning a
 /// `KVClientError` into a one-line `CLIError` that says whether the command may have applied.
 func withClient<Result>(
@@ -46,6 +49,9 @@ func withClient<Result>(
     configuration.requestTimeout = timeout
     // kvctl goes to the leader itself (following -NOTLEADER) rather than through a follower.
     configuration.asksForRedirects = true
+    // Every node refusing connections for a while means the cluster is not running: say so then
+    // rather than at the deadline (a node restarting refuses for a moment only).
+    configuration.nothingListeningGrace = kvctlNothingListeningGrace
     let client = KVClient(configuration: configuration)
     do {
         let result = try await body(client, nodes)

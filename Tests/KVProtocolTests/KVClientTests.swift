@@ -58,6 +58,34 @@ struct KVClientTests {
         #expect(error?.outcome == .definite)
     }
 
+    @Test("nothingListeningGrace: every endpoint refusing connections ends the request long before its deadline")
+    func nothingListening() async throws {
+        var configuration = KVClient.Configuration(endpoints: [try await refusingEndpoint(), try await refusingEndpoint()])
+        configuration.requestTimeout = .seconds(60)
+        configuration.nothingListeningGrace = .milliseconds(200)
+        let client = KVClient(configuration: configuration)
+        let started = ContinuousClock.now
+        let error = await #expect(throws: KVClientError.self) { try await client.request(["SET", "k", "v"], idempotent: false) }
+        #expect(ContinuousClock.now - started < .seconds(30), "ended by the grace, not the 60 s deadline")
+        #expect(error?.kind == .unreachable)
+        #expect(error?.outcome == .definite)
+        #expect(error?.message.hasPrefix("no node accepts connections (is the cluster running?): 0 of 2 nodes answered") == true)
+        await client.close()
+    }
+
+    @Test("nothingListeningGrace: one endpoint answering keeps the request retrying until its deadline")
+    func somethingListens() async throws {
+        let leaderless = try await FakeServer.start { _, _ in .reply(.error("NOTLEADER unknown unknown")) }
+        var configuration = KVClient.Configuration(endpoints: [try await refusingEndpoint(), leaderless.endpoint])
+        configuration.requestTimeout = .milliseconds(600)
+        configuration.nothingListeningGrace = .milliseconds(50)
+        let client = KVClient(configuration: configuration)
+        let error = await #expect(throws: KVClientError.self) { try await client.request(["SET", "k", "v"], idempotent: false) }
+        #expect(error?.kind == .deadlineExceeded)
+        #expect(leaderless.requests.count > 1, "retried the node that answers")
+        await client.close()
+    }
+
     @Test("-TIMEOUT on a non-idempotent request is indeterminate and not retried")
     func timeoutNotRetried() async throws {
         let server = try await FakeServer.start { _, _ in .reply(.error("TIMEOUT commit took too long")) }
