@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // The Raft engine: a deterministic, I/O-free state machine. Standard library only.
@@ -55,12 +56,22 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Passwords (salted PBKDF2-SHA256 hashes, checked in constant time) and the peers'
+        // challenge-response (HMAC-SHA256), shared by the daemon and kvctl.
+        .target(
+            name: "KVAuth",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // The daemon: configuration, peer transport, the Raft loop, the RESP2 client server,
         // lease expiry, metrics and graceful shutdown. A library so that tests can drive it.
         .target(
             name: "KVDaemon",
             dependencies: [
-                "RaftCore", "KVStore", "KVProtocol",
+                "RaftCore", "KVStore", "KVProtocol", "KVAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -92,6 +103,7 @@ let package = Package(
             dependencies: [
                 "KVProtocol",
                 "KVStore",
+                "KVAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -116,14 +128,16 @@ let package = Package(
         ),
         .testTarget(
             name: "KVDaemonTests",
-            dependencies: ["KVDaemon", "KVProtocol", "RaftCore", "KVStore", .product(name: "NIOEmbedded", package: "swift-nio")],
+            dependencies: [
+                "KVDaemon", "KVProtocol", "RaftCore", "KVStore", "KVAuth", .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
         // Real kvd processes on loopback (ports chosen free at run time), driven by kvctl and
         // redis-cli: the walkthrough, failover, locks with fencing, protocol edge cases.
         .testTarget(
             name: "ClusterTests",
-            dependencies: ["KVProtocol"],
+            dependencies: ["KVProtocol", "KVAuth"],
             swiftSettings: strictSettings
         ),
         .testTarget(

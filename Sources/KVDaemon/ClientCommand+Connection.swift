@@ -4,9 +4,10 @@ public import KVStore
 /// `CLIENT` bookkeeping they expect), answered by the connection without the Raft loop.
 public enum ConnectionCommand: Hashable, Sendable {
     /// `HELLO [protover [AUTH username password] [SETNAME name]]`. The version is checked by the
-    /// connection (`-NOPROTO` for anything but 2 and 3). kvd has no users yet, so credentials are
-    /// accepted as Redis accepts them for its default user without a password.
-    case hello(version: Int64?, clientName: [UInt8]?)
+    /// connection (`-NOPROTO` for anything but 2 and 3); credentials as `AUTH`'s.
+    case hello(version: Int64?, clientName: [UInt8]?, credentials: Credentials?)
+    /// `AUTH password` (the `default` user) or `AUTH username password` (docs/SECURITY.md).
+    case auth(Credentials)
     case setName([UInt8])
     case getName
     case id
@@ -38,24 +39,49 @@ public enum ConnectionCommand: Hashable, Sendable {
     case redirect(Bool)
 }
 
+/// A user name and password sent by a client; the password is never logged or shown.
+public struct Credentials: Hashable, Sendable, CustomStringConvertible {
+    public var user: String
+    public var password: [UInt8]
+
+    public init(user: String, password: [UInt8]) {
+        self.user = user
+        self.password = password
+    }
+
+    public var description: String { "Credentials(user: \(user), password: <hidden>)" }
+}
+
 extension CommandParser {
+    static func parseAuth(_ args: [[UInt8]]) throws(CommandError) -> ClientCommand {
+        switch args.count {
+        case 1: return .connection(.auth(Credentials(user: UserDirectory.defaultUser, password: args[0])))
+        case 2: return .connection(.auth(Credentials(user: String(decoding: args[0], as: UTF8.self), password: args[1])))
+        default: throw CommandError("syntax error")
+        }
+    }
+
     static func parseHello(_ args: [[UInt8]]) throws(CommandError) -> ClientCommand {
-        guard let first = args.first else { return .connection(.hello(version: nil, clientName: nil)) }
+        guard let first = args.first else { return .connection(.hello(version: nil, clientName: nil, credentials: nil)) }
         guard first.count <= 20, let version = Int64(String(decoding: first, as: UTF8.self)) else {
             throw CommandError("Protocol version is not an integer or out of range")
         }
         var name: [UInt8]?
+        var credentials: Credentials?
         var rest = args.dropFirst()
         while let option = rest.first {
             switch upper(option) {
-            case "AUTH" where rest.count >= 3: rest = rest.dropFirst(3)
+            case "AUTH" where rest.count >= 3:
+                let user = rest[rest.index(rest.startIndex, offsetBy: 1)], password = rest[rest.index(rest.startIndex, offsetBy: 2)]
+                credentials = Credentials(user: String(decoding: user, as: UTF8.self), password: password)
+                rest = rest.dropFirst(3)
             case "SETNAME" where rest.count >= 2:
                 name = try clientName(rest[rest.index(after: rest.startIndex)])
                 rest = rest.dropFirst(2)
             default: throw CommandError("Syntax error in HELLO option '\(String(decoding: option.prefix(64), as: UTF8.self))'")
             }
         }
-        return .connection(.hello(version: version, clientName: name))
+        return .connection(.hello(version: version, clientName: name, credentials: credentials))
     }
 
     static func parseClient(_ args: [[UInt8]]) throws(CommandError) -> ClientCommand {
@@ -84,7 +110,7 @@ extension CommandParser {
 
     /// Every command name `parse` accepts, for `COMMAND COUNT`.
     static let commandNames = [
-        "PING", "ECHO", "QUIT", "INFO", "READONLY", "READWRITE", "CONFIG", "COMMAND", "HELLO", "CLIENT", "SELECT",
+        "PING", "ECHO", "QUIT", "AUTH", "INFO", "READONLY", "READWRITE", "CONFIG", "COMMAND", "HELLO", "CLIENT", "SELECT",
         "GET", "GETMETA", "MGET", "EXISTS", "LIST", "OWNER", "LEASE", "LOCK", "LEADER", "MEMBER", "SESSION", "SET", "DEL",
         "INCR", "DECR", "INCRBY", "DECRBY", "CAS", "CASMOD", "FENCE", "UNLOCK", "FENCED", "SETNX", "STRLEN", "GETRANGE",
         "TYPE", "SUBSTR", "TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME", "DBSIZE", "SCAN", "KEYS", "WATCH", "MULTI", "EXEC",

@@ -87,6 +87,7 @@ public enum CommandParser {
         case "CONFIG": return try parseConfig(args)
         case "COMMAND": return parseCommand(args)
         case "HELLO": return try parseHello(args)
+        case "AUTH": return try parseAuth(args)
         case "CLIENT": return try parseClient(args)
         case "SELECT": return try parseSelect(args)
         case "FUNCTION": return try parseFunction(args)

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import KVProtocol
 import KVStore
+import Logging
 import Metrics
 import NIOCore
 import Synchronization
@@ -36,6 +37,8 @@ final class ClientConnection: ChannelDuplexHandler {
         var courier: ReplyCourier
         /// The node's settings, for `CONFIG GET`.
         var settings: [ConfigParameter] = []
+        /// Checks `AUTH`; when users are configured, a connection runs nothing else before it.
+        var authenticator = Authenticator(users: UserDirectory(), metrics: DaemonMetrics(), logger: Logger(label: "kvd"))
     }
 
     /// A decoded request, parsed once.
@@ -104,6 +107,10 @@ final class ClientConnection: ChannelDuplexHandler {
     /// Keys watched since the last `EXEC`, `DISCARD` or `UNWATCH`, with the modification index
     /// each had when watched (the first `WATCH` of a key counts).
     private var watched: [WatchedKey] = []
+    /// The user this connection authenticated as (nil: none yet, or authentication is off).
+    private var user: User?
+    /// An `AUTH` is being checked: later requests wait, since what they may do depends on it.
+    private var authPending = false
 
     init(shared: Shared) {
         self.shared = shared
@@ -167,6 +174,7 @@ final class ClientConnection: ChannelDuplexHandler {
     /// Whether `arguments` may start now: anything may, except a request to the Raft loop that
     /// switches between reads and writes while earlier requests are unanswered.
     private func canStart(_ request: Request) -> Bool {
+        guard !authPending else { return false }
         guard let lastWasRead, !slots.isEmpty, case .success(let command) = request.command else { return true }
         switch command {
         // EXEC carries the watched keys' versions: it waits for every earlier reply (a WATCH's).
@@ -189,7 +197,24 @@ final class ClientConnection: ChannelDuplexHandler {
         case .success(let parsed): command = parsed
         case .failure(let error):
             transaction?.failed = true
-            slots.append(Slot(version: version, reply: .err(error.message)))
+            slots.append(Slot(version: version, reply: mayRunUnauthenticated(nil) ? .err(error.message) : Self.noAuth))
+            return
+        }
+        if let denial = denial(command, request) {
+            transaction?.failed = true
+            slots.append(Slot(version: version, reply: denial))
+            return
+        }
+        if case .connection(.auth(let credentials)) = command {
+            authenticate(credentials, sequence: sequence, hello: nil)
+            return
+        }
+        if case .connection(.hello(let requested, let clientName, let credentials?)) = command, shared.authenticator.isEnabled {
+            if let requested, RESPVersion(rawValue: Int(clamping: requested)) == nil {
+                slots.append(Slot(version: version, reply: .error("NOPROTO unsupported protocol version")))
+                return
+            }
+            authenticate(credentials, sequence: sequence, hello: Hello(version: requested, clientName: clientName))
             return
         }
         if transaction != nil, let reply = queue(command) {
@@ -275,7 +300,7 @@ final class ClientConnection: ChannelDuplexHandler {
     /// Answers a command about the connection itself, changing its state.
     private func answer(_ request: ConnectionCommand) -> Reply {
         switch request {
-        case .hello(let requested, let clientName):
+        case .hello(let requested, let clientName, _):
             if let requested {
                 guard let chosen = RESPVersion(rawValue: Int(clamping: requested)) else {
                     return .error("NOPROTO unsupported protocol version")
@@ -321,9 +346,12 @@ final class ClientConnection: ChannelDuplexHandler {
             var now = timespec()
             clock_gettime(CLOCK_REALTIME, &now)
             return .array([.bulk(Array(String(now.tv_sec).utf8)), .bulk(Array(String(now.tv_nsec / 1000).utf8))])
+        case .auth:
+            return .err("AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
         case .reset:
             transaction = nil
             watched = []
+            if shared.authenticator.isEnabled { user = nil }
             name = nil
             version = .resp2
             routing = CommandRouting()
@@ -335,6 +363,63 @@ final class ClientConnection: ChannelDuplexHandler {
                 matched += [.bulk(Array(parameter.name.utf8)), .bulk(Array(parameter.value.utf8))]
             }
             return .map(matched)
+        }
+    }
+
+    // MARK: Authentication
+
+    static let noAuth = Reply.error("NOAUTH Authentication required.")
+    static let wrongPass = Reply.error("WRONGPASS invalid username-password pair or user is disabled.")
+
+    /// Whether `command` may run before the connection has authenticated: only the handshake,
+    /// `AUTH`, `QUIT` and `RESET` (nil: a request that did not parse).
+    private func mayRunUnauthenticated(_ command: ClientCommand?) -> Bool {
+        guard shared.authenticator.isEnabled, user == nil else { return true }
+        switch command {
+        case .connection(.auth)?, .connection(.hello(_, _, _?))?, .connection(.reset)?, .quit?: return true
+        default: return false
+        }
+    }
+
+    /// `-NOAUTH` before authentication, `-NOPERM` for what the user may not do; nil if allowed.
+    private func denial(_ command: ClientCommand, _ request: Request) -> Reply? {
+        guard mayRunUnauthenticated(command) else {
+            if case .connection(.hello) = command {
+                return .error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+            }
+            return Self.noAuth
+        }
+        guard let user else { return nil }
+        let name = String(ClientServer.metricName(request.arguments).prefix(64))
+        return user.denial(command.accessNeed, command: name).map { .error($0) }
+    }
+
+    /// A `HELLO` that authenticates: answered as a plain `HELLO` once the credentials pass.
+    struct Hello: Sendable {
+        var version: Int64?
+        var clientName: [UInt8]?
+    }
+
+    /// Checks `credentials` off the event loop; the reply (`+OK`, or `hello`'s answer, on success;
+    /// `-WRONGPASS` otherwise) fills the slot at `sequence`, and later requests wait until then.
+    private func authenticate(_ credentials: Credentials, sequence: UInt64, hello: Hello?) {
+        slots.append(Slot(version: version, reply: nil))
+        guard let context, let bound else { return }
+        authPending = true
+        let host = context.channel.remoteAddress?.ipAddress ?? "unknown"
+        shared.authenticator.authenticate(
+            user: credentials.user, password: credentials.password, host: host, on: context.eventLoop
+        ).whenComplete { result in
+            let connection = bound.value
+            connection.authPending = false
+            if case .success(.accepted(let user)) = result {
+                connection.user = user
+                let reply = hello.map { connection.answer(.hello(version: $0.version, clientName: $0.clientName, credentials: nil)) }
+                connection.complete(sequence, with: reply ?? .ok)
+            } else {
+                connection.complete(sequence, with: Self.wrongPass)
+            }
+            connection.writeReady()
         }
     }
 

@@ -17,6 +17,8 @@ public struct ClientServer: Service {
         public var connectionsMax = 1024
         /// The node's settings as `CONFIG GET` shows them (name, value), beside Redis's parameters.
         public var settings: [ConfigParameter] = []
+        /// The users clients authenticate as (none: authentication is off).
+        public var users = UserDirectory()
         public init() {}
     }
 
@@ -35,7 +37,8 @@ public struct ClientServer: Service {
         let shared = ClientConnection.Shared(
             loop: loop, metrics: metrics, pipelineRequestsMax: limits.pipelineRequestsMax,
             connectionsMax: limits.connectionsMax, connections: connections, courier: loop.courier,
-            settings: limits.settings)
+            settings: limits.settings,
+            authenticator: Authenticator(users: limits.users, metrics: metrics, logger: logger))
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 256)

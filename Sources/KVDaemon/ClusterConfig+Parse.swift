@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import KVAuth
 import RaftCore
 
 extension ClusterConfig {
@@ -65,7 +66,7 @@ struct ConfigParser {
     }
 
     mutating func consumeSetting(name: String, values: ArraySlice<Substring>, number: Int) throws(ConfigError) {
-        guard name == "cluster-id" || integerSettings.contains(where: { $0.name == name }) else {
+        guard ClusterSettings.textSettingNames.contains(name) || integerSettings.contains(where: { $0.name == name }) else {
             throw error(number, "unknown setting '\(name)'\(suggestion(for: name))")
         }
         if let earlier = settingLines[name] {
@@ -82,6 +83,19 @@ struct ConfigParser {
                 throw error(number, "cluster-id '\(value)' must be 1 to 64 of A-Z a-z 0-9 . _ -")
             }
             settings.clusterID = String(value)
+            return
+        }
+        if name == "requirepass" {
+            do {
+                _ = try PasswordHash(parsing: String(value))
+            } catch {
+                throw self.error(number, "requirepass: \(error)")
+            }
+            settings.requirePass = String(value)
+            return
+        }
+        if name == "users-file" {
+            settings.usersFile = String(value)
             return
         }
         for setting in integerSettings where setting.name == name {

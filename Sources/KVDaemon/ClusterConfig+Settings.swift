@@ -42,6 +42,8 @@
 /// | `peer-reconnect-min-ms` | 25 | 1–60000 | first delay before reconnecting to a peer (doubles per failure) |
 /// | `peer-reconnect-max-ms` | 200 | peer-reconnect-min-ms – 600000 | longest delay between reconnection attempts (with `peer-connect-timeout-ms`, bounds how long a healed link stays down) |
 /// | `peer-connect-timeout-ms` | 250 | 10–600000 | time allowed to connect to a peer and finish the handshake |
+/// | `requirepass` | none | a password hash (`kvctl passwd`) | clients must `AUTH password` (the `default` user, every permission) before any other command |
+/// | `users-file` | none | a path (relative to the configuration file's folder) | users, their password hashes and permissions (docs/SECURITY.md); clients must `AUTH user password` |
 /// | `peer-stall-timeout-ms` | election-timeout-ms | 2 × heartbeat-ms – 600000 | a peer connection whose probes (sent every heartbeat-ms) go unanswered this long is closed and redialed, and the peer is reported unreachable to Raft |
 public struct ClusterSettings: Hashable, Sendable {
     /// `cluster-id`.
@@ -123,8 +125,16 @@ public struct ClusterSettings: Hashable, Sendable {
     /// `peer-stall-timeout-ms` (follows `election-timeout-ms` unless set).
     public var peerStallTimeoutMillis = 500
 
+    /// `requirepass`: the hash of the `default` user's password, as written.
+    public var requirePass: String?
+    /// `users-file`, as written.
+    public var usersFile: String?
+
     /// The defaults of the table above.
     public init() {}
+
+    /// Settings whose value is text (the others are integers).
+    static let textSettingNames = ["cluster-id", "requirepass", "users-file"]
 
     /// Bytes a peer frame needs beyond its largest payload (message headers, per-entry framing).
     public static let peerFrameOverheadBytes = 128 << 10
@@ -201,11 +211,13 @@ public struct ConfigParameter: Hashable, Sendable {
 extension ClusterSettings {
     /// Every setting with its value, in documentation order (what `CONFIG GET` shows).
     public var parameters: [ConfigParameter] {
-        [ConfigParameter("cluster-id", clusterID)] + IntegerSetting.all.map { ConfigParameter($0.name, String(self[keyPath: $0.keyPath])) }
+        // `requirepass` is a secret: never shown.
+        [ConfigParameter("cluster-id", clusterID), ConfigParameter("users-file", usersFile ?? "")]
+            + IntegerSetting.all.map { ConfigParameter($0.name, String(self[keyPath: $0.keyPath])) }
     }
 
-    /// Every setting name, `cluster-id` included, in documentation order.
-    public static var names: [String] { ["cluster-id"] + IntegerSetting.all.map(\.name) }
+    /// Every setting name, the text ones first.
+    public static var names: [String] { textSettingNames + IntegerSetting.all.map(\.name) }
 
     /// Checks the settings whose valid range depends on another setting. `lineOf` gives the line
     /// where a setting was written (nil if defaulted), so the error points at the line to change.

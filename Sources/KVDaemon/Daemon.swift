@@ -45,6 +45,7 @@ public enum Daemon {
         let config = try ClusterConfig.load(path: options.configPath)
         let id = NodeID(options.nodeID)
         let me = try config.requireNode(id)
+        let users = try UserDirectory.load(settings: config.settings, configFile: options.configPath)
         // Before anything starts (and logs), and before the data directory is created: a port in
         // use ends the start with one line and leaves nothing behind.
         try await checkAddressesFree(me)
@@ -72,7 +73,8 @@ public enum Daemon {
         let files = DatabaseFiles(directory: directory)
         let loop = makeLoop(
             config: config, me: me, join: options.join, files: files, transport: transport, metrics: metrics, logger: logger)
-        let clientServer = try await bindClientServer(config: config, me: me, loop: loop.handle, group: group, metrics: metrics, logger: logger)
+        let clientServer = try await bindClientServer(
+            config: config, me: me, users: users, loop: loop.handle, group: group, metrics: metrics, logger: logger)
         let checkpointer = WALCheckpointer(
             databases: [
                 WALCheckpointer.Database(path: files.logPath, fileGuard: files.logGuard, progress: files.logProgress),
@@ -186,14 +188,15 @@ public enum Daemon {
     }
 
     static func bindClientServer(
-        config: ClusterConfig, me: ClusterNode, loop: RaftLoopHandle, group: any EventLoopGroup, metrics: DaemonMetrics,
-        logger: Logger
+        config: ClusterConfig, me: ClusterNode, users: UserDirectory, loop: RaftLoopHandle, group: any EventLoopGroup,
+        metrics: DaemonMetrics, logger: Logger
     ) async throws -> ClientServer {
         var limits = ClientServer.Limits()
         limits.request = RESPLimits(bulkBytesMax: config.settings.requestBytesMax)
         limits.pipelineRequestsMax = config.settings.pipelineRequestsMax
         limits.connectionsMax = config.settings.clientConnectionsMax
         limits.settings = config.settings.parameters
+        limits.users = users
         do {
             return try await ClientServer.bind(
                 host: me.client.host, port: me.client.port, limits: limits, loop: loop, group: group, metrics: metrics,

@@ -12,6 +12,9 @@ public struct DaemonMetrics: Sendable {
     public let forwardedWrites = Counter(label: "kvd_forwarded_writes_total")
     public let forwardedReads = Counter(label: "kvd_forwarded_reads_total")
     public let leaderChanges = Counter(label: "kvd_leader_changes_total")
+    /// Client `AUTH` (or `HELLO ... AUTH`) attempts that failed, and that succeeded.
+    public let authFailures = Counter(label: "kvd_auth_failures_total")
+    public let authSuccesses = Counter(label: "kvd_auth_successes_total")
     public let leaseExpirations = Counter(label: "kvd_lease_expirations_total")
     /// Lease checkpoints this node proposed as leader: leases whose remaining TTL it wrote to the
     /// log, and the entries that carried them. Near zero while leases are kept alive more often

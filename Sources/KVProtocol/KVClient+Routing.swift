@@ -109,6 +109,9 @@ extension KVClient {
             let reply: RESPValue
             do {
                 reply = try await attempt(arguments, at: target, deadline: attemptDeadline)
+            } catch where error.kind == .errorReply {
+                // Refused before the request was sent (authentication): final, and definite.
+                throw retry.final(error)
             } catch {
                 // The node is down or cut off: it is no longer a good guess for the leader.
                 retry.lastOutcomes[target.description] = .unreachable(Self.reason(error))

@@ -44,6 +44,9 @@ public actor KVClient {
         /// command-line tool wants when the cluster is not running. `nil` (the default) retries
         /// until the deadline, which rides out a whole cluster restarting.
         public var nothingListeningGrace: Duration?
+        /// When set, each new connection authenticates first (`AUTH user password`); a refusal
+        /// (`-WRONGPASS`) ends the request at once, definite.
+        public var credentials: ClientCredentials?
 
         /// A configuration for `endpoints` with default settings.
         public init(endpoints: [KVEndpoint]) {
@@ -158,6 +161,20 @@ public actor KVClient {
         let connection = try await RESPConnection.connect(
             to: endpoint, group: group, limits: configuration.limits,
             timeout: min(configuration.connectTimeout, remaining))
+        if let credentials = configuration.credentials {
+            let reply: RESPValue
+            do {
+                reply = try await connection.send(credentials.authRequest, deadline: NIODeadline.now() + TimeAmount(remaining))
+            } catch {
+                connection.close()
+                throw KVClientError(
+                    .unreachable, "connection failed while authenticating: \(error.message)", outcome: .definite, endpoint: endpoint)
+            }
+            if case .error(let line) = reply {
+                connection.close()
+                throw KVClientError(.errorReply, line, outcome: .definite, code: String(line.prefix { $0 != " " }), endpoint: endpoint)
+            }
+        }
         guard configuration.asksForRedirects else { return connection }
         do {
             // Any reply will do: OK, or an error from a server that always redirects.

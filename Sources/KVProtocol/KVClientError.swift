@@ -64,7 +64,8 @@ public struct KVClientError: Error, Hashable, Sendable, CustomStringConvertible 
     /// are treated as indeterminate, the only safe assumption.
     public static func outcome(ofErrorCode code: String) -> KVOutcome {
         switch code {
-        case "NOTLEADER", "STALE", "LOCKED", "SESSIONEXPIRED", "ERR", "WRONGTYPE": return .definite
+        case "NOTLEADER", "STALE", "LOCKED", "SESSIONEXPIRED", "ERR", "WRONGTYPE", "NOAUTH", "NOPERM", "WRONGPASS", "EXECABORT":
+            return .definite
         case "TIMEOUT", "UNAVAILABLE": return .indeterminate
         default: return .indeterminate
         }

@@ -12,6 +12,36 @@ struct ClusterOptions: ParsableArguments {
     @Option(name: .long, help: "A cluster.conf file whose node lines give the client addresses.")
     var config: String?
 
+    @Option(name: .long, help: "User to authenticate as (default: $KVCTL_USER, else 'default' when a password is given).")
+    var user: String?
+
+    @Option(name: .long, help: "File whose first line is the password (default: $KVCTL_PASSWORD).")
+    var passwordFile: String?
+
+    @Option(name: .long, help: "The password (visible to other users of this machine: prefer --password-file or $KVCTL_PASSWORD).")
+    var password: String?
+
+    /// The credentials to authenticate with: the password from `--password`, `--password-file`
+    /// or `$KVCTL_PASSWORD` (in that order), the user from `--user`, `$KVCTL_USER` or `default`.
+    /// Nil when no password is given (the cluster needs none).
+    func credentials() throws -> ClientCredentials? {
+        let environmentUser = getenv("KVCTL_USER").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+        let secret: String?
+        if let password {
+            secret = password
+        } else if let passwordFile {
+            guard let text = ClusterConfigFile.readFile(passwordFile) else { throw CLIError("cannot read password file \(passwordFile)") }
+            secret = String(text.prefix { $0 != "\n" && $0 != "\r\n" })
+        } else {
+            secret = getenv("KVCTL_PASSWORD").map { String(cString: $0) }
+        }
+        guard let secret else {
+            if user != nil { throw CLIError("--user needs a password: --password-file FILE or KVCTL_PASSWORD") }
+            return nil
+        }
+        return ClientCredentials(user: user ?? environmentUser ?? ClientCredentials.defaultUser, password: secret)
+    }
+
     /// The nodes to talk to: `--endpoints`, else `$KVCTL_ENDPOINTS`, else the client
     /// addresses in `--config`, else the local default. Node ids come from `--config` when given.
     func resolveNodes() throws -> [ConfiguredNode] {
@@ -80,7 +110,7 @@ enum ClusterConfigFile {
         return nodes
     }
 
-    private static func readFile(_ path: String) -> String? {
+    static func readFile(_ path: String) -> String? {
         guard let file = fopen(path, "r") else { return nil }
         defer { fclose(file) }
         var bytes: [UInt8] = []

@@ -20,6 +20,11 @@ enum Output {
         writeAll(2, Array((text + "\n").utf8))
     }
 
+    /// A prompt on stderr, without a line ending.
+    static func prompt(_ text: String) {
+        writeAll(2, Array(text.utf8))
+    }
+
     /// Rows as aligned columns, two spaces apart (the first row is the header); the last column
     /// is not padded.
     static func table(_ rows: [[String]]) -> String {

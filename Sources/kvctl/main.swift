@@ -24,7 +24,7 @@ struct KVCtl: AsyncParsableCommand {
         version: KVDVersion.current,
         subcommands: [
             Put.self, Get.self, Del.self, Cas.self, List.self, LeaseCommand.self, Lock.self, Unlock.self,
-            Fence.self, Status.self, LeaderCommand.self, SnapshotCommand.self, MemberCommand.self, Bench.self,
+            Fence.self, Status.self, LeaderCommand.self, SnapshotCommand.self, MemberCommand.self, Bench.self, Passwd.self,
         ]
     )
 
@@ -52,6 +52,7 @@ func withClient<Result>(
     // Every node refusing connections for a while means the cluster is not running: say so then
     // rather than at the deadline (a node restarting refuses for a moment only).
     configuration.nothingListeningGrace = kvctlNothingListeningGrace
+    configuration.credentials = try cluster.credentials()
     let client = KVClient(configuration: configuration)
     do {
         let result = try await body(client, nodes)
@@ -68,7 +69,8 @@ func withClient<Result>(
 
 /// One line for a client error; an indeterminate one says so, since the user must check.
 func describe(_ error: KVClientError) -> String {
-    let text = error.description
+    var text = error.description
+    if error.code == "NOAUTH" { text += " (give --user and --password-file, or set KVCTL_USER and KVCTL_PASSWORD)" }
     switch error.outcome {
     case .definite: return text
     case .indeterminate: return text + " (the command may or may not have taken effect)"

@@ -277,9 +277,14 @@ final class Cluster: @unchecked Sendable {
 
     /// `size` bootstrap members in `configPath`, and `joiners` more nodes (ids after them) that
     /// only `joinConfigPath` lists, for `startJoining`.
+    /// `AUTH` arguments sent before each `INFO` the helpers send, for clusters with users.
+    let infoAuth: String?
+
     init(
-        size: Int, clusterID: String = "ctest", settings: KeyValuePairs<String, String> = Cluster.fastSettings, joiners: Int = 0
+        size: Int, clusterID: String = "ctest", settings: KeyValuePairs<String, String> = Cluster.fastSettings, joiners: Int = 0,
+        infoAuth: String? = nil
     ) throws {
+        self.infoAuth = infoAuth
         try Tools.requireBinaries()
         let directory = try makeTemporaryDirectory("kvd-clustertests")
         self.directory = directory
@@ -389,9 +394,11 @@ final class Cluster: @unchecked Sendable {
     /// Node `id`'s INFO fields, or nil if it does not answer within `timeout`.
     func info(_ id: Int, timeout: Duration = .seconds(2)) async -> [String: String]? {
         let port = node(id).clientPort
+        let auth = infoAuth
         return try? await offload {
             let connection = try RawConnection(port: port, timeout: timeout)
             defer { connection.close() }
+            if let auth { _ = try connection.roundTrip("AUTH \(auth)\r\n") }
             connection.send("INFO\r\n")
             guard case .bulk(let bytes?) = try connection.readReply() else { return nil }
             return parseInfo(String(decoding: bytes, as: UTF8.self))

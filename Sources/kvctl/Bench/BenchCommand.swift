@@ -84,9 +84,10 @@ struct Bench: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let plan: BenchPlan
+        var plan: BenchPlan
         do {
             plan = try BenchPlan.validated(rawOptions, endpoints: try cluster.resolveNodes().map(\.endpoint))
+            plan.credentials = try cluster.credentials()
         } catch let error as BenchError {
             throw CLIError(error.description, status: 64)
         }

@@ -114,6 +114,7 @@ struct BenchConnection: Sendable {
     static func connect(
         to endpoint: KVEndpoint,
         timeout: Duration,
+        credentials: ClientCredentials? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws(BenchError) -> BenchConnection {
         let bootstrap = ClientBootstrap(group: group)
@@ -131,6 +132,20 @@ struct BenchConnection: Sendable {
             connection = BenchConnection(endpoint: endpoint, channel: channel)
         } catch {
             throw .unreachable("cannot connect to \(endpoint): \(Self.reason(error))")
+        }
+        if let credentials {
+            let auth = [Array("AUTH".utf8), Array(credentials.user.utf8), Array(credentials.password.utf8)]
+            switch await connection.send([auth], timeout: timeout).first {
+            case .success(let reply)?:
+                if case .error(let line) = reply.value {
+                    connection.close()
+                    throw .unreachable("\(endpoint): \(line)")
+                }
+            case .failure(let failure)?:
+                connection.close()
+                throw .unreachable("\(endpoint): \(BenchFailureKind.transport(failure).name) while authenticating")
+            case nil: break
+            }
         }
         // The load goes to the leader itself: a kvd follower would otherwise forward it
         // (docs/PROTOCOL.md, "Followers"). Any reply will do; redis-server answers an error.

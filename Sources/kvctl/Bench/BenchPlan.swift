@@ -73,6 +73,8 @@ struct BenchPlan: Sendable {
     var lockWaitMilliseconds: Int
     var requestTimeout: Duration
     var connectTimeout: Duration
+    /// `AUTH` sent first on every connection, when the server needs it.
+    var credentials: ClientCredentials? = nil
 
     var isSweep: Bool { clientLevels.count > 1 }
 }

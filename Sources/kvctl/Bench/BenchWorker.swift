@@ -195,7 +195,7 @@ struct BenchWorker {
         if let connection, connection.isActive { return connection }
         dropConnection()
         do {
-            let fresh = try await BenchConnection.connect(to: endpoint, timeout: plan.connectTimeout)
+            let fresh = try await BenchConnection.connect(to: endpoint, timeout: plan.connectTimeout, credentials: plan.credentials)
             connection = fresh
             return fresh
         } catch {

@@ -1,0 +1,134 @@
+import Foundation
+import KVAuth
+import Testing
+
+/// Real processes with users (docs/SECURITY.md): nothing but the handshake runs before `AUTH`,
+/// a wrong password is refused and logged without the password, and each user is held to its
+/// permissions and key patterns, over redis-cli, kvctl and a raw connection.
+@Suite(.serialized) struct SecurityTests {
+    static let passwords = ["admin": "admin-secret-1", "app": "app-secret-2", "reader": "reader-secret-3"]
+
+    /// Writes `users.conf` beside the cluster's configuration (which names it relatively).
+    static func writeUsers(_ cluster: Cluster) throws {
+        func hash(_ user: String) throws -> String {
+            try PasswordHash.make(password: Array((passwords[user] ?? "").utf8)).description
+        }
+        let lines = [
+            "# test users",
+            "user admin \(try hash("admin")) +all ~*",
+            "user app \(try hash("app")) +read +write +locks ~app:*",
+            "user reader \(try hash("reader")) +read ~*",
+        ]
+        try writeFile(cluster.directory + "/users.conf", lines.joined(separator: "\n") + "\n")
+    }
+
+    /// Sends each request on a fresh connection (after `prelude`, if any) and returns the replies.
+    static func replies(_ port: Int, prelude: String? = nil, _ requests: [String]) async throws -> [Reply] {
+        try await offload {
+            var replies: [Reply] = []
+            for request in requests {
+                let connection = try RawConnection(port: port)
+                defer { connection.close() }
+                if let prelude { _ = try connection.roundTrip(prelude + "\r\n") }
+                replies.append(try connection.roundTrip(request + "\r\n"))
+            }
+            return replies
+        }
+    }
+
+    @Test("users: -NOAUTH before AUTH on every command, -WRONGPASS logged without the password, read-only and prefix-limited users held to their permissions")
+    func usersAndPermissions() async throws {
+        let settings: KeyValuePairs<String, String> = [
+            "heartbeat-ms": "25", "election-timeout-ms": "250", "request-timeout-ms": "5000", "users-file": "users.conf",
+        ]
+        let cluster = try Cluster(size: 3, settings: settings, infoAuth: "admin \(Self.passwords["admin"] ?? "")")
+        defer { cluster.shutdown() }
+        try Self.writeUsers(cluster)
+        try cluster.startAll()
+        let leader = try await cluster.waitForLeader()
+        let port = cluster.node(leader).clientPort
+
+        // Before AUTH: every command but the handshake is refused, unknown ones included.
+        let data = [
+            "GET k", "SET k v", "DEL k", "INCR n", "MGET a b", "KEYS *", "SCAN 0", "DBSIZE", "LEASE GRANT 10",
+            "LOCK l LEASE 1", "FENCE f 1", "INFO", "CONFIG GET *", "MEMBER LIST", "SNAPSHOT BEGIN", "FLUSHALL", "MULTI",
+            "PING", "ECHO x", "CLIENT ID", "SELECT 0", "LEADER TRANSFER 2", "NOSUCHCOMMAND", "SESSION REGISTER",
+        ]
+        for (request, reply) in zip(data, try await Self.replies(port, data)) {
+            #expect(reply == .error("NOAUTH Authentication required."), "\(request) before AUTH: \(reply)")
+        }
+
+        // Wrong passwords and unknown users get the same answer; the log names the user, not the password.
+        let wrong = try await Self.replies(port, ["AUTH app not-the-password", "AUTH nobody whatever", "AUTH lonely-password"])
+        #expect(wrong.allSatisfy { $0 == .error("WRONGPASS invalid username-password pair or user is disabled.") }, "\(wrong)")
+        let log = readFile(cluster.node(leader).logPath)
+        #expect(log.contains("client authentication failed") && log.contains("user=app"))
+        #expect(!log.contains("not-the-password") && !log.contains(Self.passwords["app"] ?? "?"), "no password in the log")
+
+        // HELLO AUTH authenticates in the handshake (RESP2 here: this test's decoder has no maps).
+        let hello = try await Self.replies(port, ["HELLO 2 AUTH app \(Self.passwords["app"] ?? "")"])
+        if case .array(let fields?) = hello[0] {
+            #expect(fields.first == .bulk("server"), "\(fields)")
+        } else {
+            Issue.record("HELLO 2 AUTH: \(hello[0])")
+        }
+
+        // app: read, write, locks on app:* only; no admin.
+        let app = "AUTH app \(Self.passwords["app"] ?? "")"
+        let appReplies = try await Self.replies(port, prelude: app, [
+            "SET app:1 v", "GET app:1", "SET other v", "GET other", "MSET app:2 x other y", "KEYS *", "FLUSHALL",
+            "LEASE GRANT 10", "MEMBER ADD 9 127.0.0.1:1 127.0.0.1:2", "FENCED other 1 SET app:3 v",
+        ])
+        #expect(appReplies[0] == .simple("OK"))
+        #expect(appReplies[1] == .bulk("v"))
+        #expect(appReplies[2] == .error("NOPERM No permissions to access a key"))
+        #expect(appReplies[3] == .error("NOPERM No permissions to access a key"))
+        #expect(appReplies[4] == .error("NOPERM No permissions to access a key"), "one key out of bounds refuses the whole MSET")
+        #expect(appReplies[5].isError(startingWith: "NOPERM User app has no permissions to access every key"))
+        #expect(appReplies[6] == .error("NOPERM User app has no permissions to run the 'flushall' command"))
+        if case .integer = appReplies[7] {} else { Issue.record("app may grant leases: \(appReplies[7])") }
+        #expect(appReplies[8] == .error("NOPERM User app has no permissions to run the 'member' command"))
+        #expect(appReplies[9] == .error("NOPERM No permissions to access a key"), "a fenced write names its lock")
+
+        // reader: reads everything, writes and locks nothing.
+        let reader = "AUTH reader \(Self.passwords["reader"] ?? "")"
+        let readerReplies = try await Self.replies(port, prelude: reader, ["GET app:1", "KEYS app:*", "SET app:1 w", "LEASE GRANT 10", "LOCK l LEASE 1"])
+        #expect(readerReplies[0] == .bulk("v"))
+        #expect(readerReplies[1] == .array([.bulk("app:1")]))
+        #expect(readerReplies[2] == .error("NOPERM User reader has no permissions to run the 'set' command"))
+        #expect(readerReplies[3] == .error("NOPERM User reader has no permissions to run the 'lease' command"))
+        #expect(readerReplies[4] == .error("NOPERM User reader has no permissions to run the 'lock' command"))
+        #expect(try await Self.replies(port, prelude: reader, ["GET app:1"]) == [.bulk("v")], "nothing was written")
+
+        // A transaction with one refused command is aborted as a whole.
+        let transaction = try await offload {
+            let connection = try RawConnection(port: port)
+            defer { connection.close() }
+            _ = try connection.roundTrip(app + "\r\n")
+            return try ["MULTI", "SET app:t 1", "SET other 1", "EXEC"].map { try connection.roundTrip($0 + "\r\n") }
+        }
+        #expect(transaction.last?.isError(startingWith: "EXECABORT") == true, "\(transaction)")
+
+        // kvctl: without credentials it is told how to give them; with them it works; a bad password is definite.
+        let bare = try await cluster.kvctl(["get", "app:1"])
+        #expect(bare.status == 1 && bare.stderr.contains("NOAUTH") && bare.stderr.contains("KVCTL_PASSWORD"), "\(bare)")
+        let passwordFile = cluster.directory + "/app.password"
+        try writeFile(passwordFile, (Self.passwords["app"] ?? "") + "\n")
+        let put = try await cluster.kvctl(["--user", "app", "--password-file", passwordFile, "put", "app:kvctl", "yes"])
+        #expect(put.status == 0, "\(put)")
+        let get = try await runCommand(
+            Tools.kvctl, ["--config", cluster.configPath, "get", "app:kvctl"],
+            environment: ["KVCTL_USER": "app", "KVCTL_PASSWORD": Self.passwords["app"] ?? ""])
+        #expect(get.status == 0 && get.output == "yes", "\(get)")
+        let bad = try await runCommand(
+            Tools.kvctl, ["--config", cluster.configPath, "get", "app:kvctl"], environment: ["KVCTL_USER": "app", "KVCTL_PASSWORD": "nope"])
+        #expect(bad.status == 1 && bad.stderr.contains("WRONGPASS") && !bad.stderr.contains("may or may not"), "\(bad)")
+    }
+}
+
+extension Reply {
+    func isError(startingWith prefix: String) -> Bool {
+        if case .error(let line) = self { return line.hasPrefix(prefix) }
+        return false
+    }
+}
