@@ -98,6 +98,10 @@ struct ConfigParser {
             settings.usersFile = String(value)
             return
         }
+        if name == "peer-secret-file" {
+            settings.peerSecretFile = String(value)
+            return
+        }
         for setting in integerSettings where setting.name == name {
             guard value.allSatisfy({ $0.isASCII && $0.isNumber }), let parsed = Int(value) else {
                 throw error(number, "value '\(value)' of '\(name)' is not a whole number")

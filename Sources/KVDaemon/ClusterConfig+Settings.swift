@@ -44,6 +44,7 @@
 /// | `peer-connect-timeout-ms` | 250 | 10–600000 | time allowed to connect to a peer and finish the handshake |
 /// | `requirepass` | none | a password hash (`kvctl passwd`) | clients must `AUTH password` (the `default` user, every permission) before any other command |
 /// | `users-file` | none | a path (relative to the configuration file's folder) | users, their password hashes and permissions (docs/SECURITY.md); clients must `AUTH user password` |
+/// | `peer-secret-file` | none | a path (relative to the configuration file's folder) | a file holding the cluster secret (16–4096 bytes, its first line) every node proves it has in the peer handshake, without sending it; a node without it, or with another, is refused (docs/SECURITY.md) |
 /// | `peer-stall-timeout-ms` | election-timeout-ms | 2 × heartbeat-ms – 600000 | a peer connection whose probes (sent every heartbeat-ms) go unanswered this long is closed and redialed, and the peer is reported unreachable to Raft |
 public struct ClusterSettings: Hashable, Sendable {
     /// `cluster-id`.
@@ -129,12 +130,14 @@ public struct ClusterSettings: Hashable, Sendable {
     public var requirePass: String?
     /// `users-file`, as written.
     public var usersFile: String?
+    /// `peer-secret-file`, as written.
+    public var peerSecretFile: String?
 
     /// The defaults of the table above.
     public init() {}
 
     /// Settings whose value is text (the others are integers).
-    static let textSettingNames = ["cluster-id", "requirepass", "users-file"]
+    static let textSettingNames = ["cluster-id", "requirepass", "users-file", "peer-secret-file"]
 
     /// Bytes a peer frame needs beyond its largest payload (message headers, per-entry framing).
     public static let peerFrameOverheadBytes = 128 << 10
@@ -212,7 +215,10 @@ extension ClusterSettings {
     /// Every setting with its value, in documentation order (what `CONFIG GET` shows).
     public var parameters: [ConfigParameter] {
         // `requirepass` is a secret: never shown.
-        [ConfigParameter("cluster-id", clusterID), ConfigParameter("users-file", usersFile ?? "")]
+        [
+            ConfigParameter("cluster-id", clusterID), ConfigParameter("users-file", usersFile ?? ""),
+            ConfigParameter("peer-secret-file", peerSecretFile ?? ""),
+        ]
             + IntegerSetting.all.map { ConfigParameter($0.name, String(self[keyPath: $0.keyPath])) }
     }
 

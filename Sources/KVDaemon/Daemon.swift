@@ -46,6 +46,9 @@ public enum Daemon {
         let id = NodeID(options.nodeID)
         let me = try config.requireNode(id)
         let users = try UserDirectory.load(settings: config.settings, configFile: options.configPath)
+        let secret = try config.settings.peerSecretFile.map { path throws(ConfigError) in
+            try PeerSecret.load(path: path, configFile: options.configPath)
+        }
         // Before anything starts (and logs), and before the data directory is created: a port in
         // use ends the start with one line and leaves nothing behind.
         try await checkAddressesFree(me)
@@ -69,7 +72,10 @@ public enum Daemon {
         let metrics = DaemonMetrics()
         let group = MultiThreadedEventLoopGroup.singleton
 
-        let transport = try await PeerTransport.start(config: config, selfID: id, group: group, logger: logger)
+        if let path = config.settings.peerSecretFile, PeerSecret.isExposed(path: path, configFile: options.configPath) {
+            logger.warning("the cluster secret file \(path) is readable by other users: chmod 600 it")
+        }
+        let transport = try await PeerTransport.start(config: config, selfID: id, group: group, logger: logger, secret: secret)
         let files = DatabaseFiles(directory: directory)
         let loop = makeLoop(
             config: config, me: me, join: options.join, files: files, transport: transport, metrics: metrics, logger: logger)

@@ -41,13 +41,18 @@ final class PeerOutboundHandler: ChannelInboundHandler {
         case .handshake(let answer) where !established:
             handshakeTimer?.cancel()
             // The answer carries the version both sides speak: ours or lower.
-            let expected = PeerHandshake(
-                clusterID: handshake.clusterID, sender: handshake.receiver, receiver: handshake.sender,
-                version: answer.version)
-            guard answer == expected, answer.version <= handshake.version else {
+            guard answer.clusterID == handshake.clusterID, answer.sender == handshake.receiver,
+                answer.receiver == handshake.sender, answer.version <= handshake.version
+            else {
                 link.problem(
-                    "\(link.peer.peer) answered as cluster '\(answer.clusterID)' node \(answer.sender) (for node \(answer.receiver)); expected cluster '\(expected.clusterID)' node \(expected.sender)")
+                    "\(link.peer.peer) answered as cluster '\(answer.clusterID)' node \(answer.sender) (for node \(answer.receiver)); expected cluster '\(handshake.clusterID)' node \(handshake.receiver)")
                 context.close(promise: nil)
+                return
+            }
+            if let problem = proveSecret(answer, context: context) {
+                deliberate = true
+                link.problem(problem)
+                PeerSocket.close(context.channel, goodbye: problem)
                 return
             }
             established = true
@@ -62,12 +67,40 @@ final class PeerOutboundHandler: ChannelInboundHandler {
                 link.refused(reason)
             }
             context.close(promise: nil)
-        case .handshake, .messages, .probe, .probeAnswer:
+        case .handshake, .messages, .probe, .probeAnswer, .proof:
             // Raft messages travel on the connection their sender dialed, never back on ours.
             deliberate = true
             link.problem("unexpected frame from \(link.peer.peer); closing")
             context.close(promise: nil)
         }
+    }
+
+    /// With a cluster secret: checks the listening side's proof and sends ours. Nil when the
+    /// connection may go on; otherwise why not (both sides then log it).
+    private func proveSecret(_ answer: PeerHandshake, context: ChannelHandlerContext) -> String? {
+        let peer = handshake.receiver
+        guard let secret = link.secret else {
+            guard answer.proof == nil else {
+                return "node \(peer) requires a cluster secret (peer-secret-file) and node \(handshake.sender) has none"
+            }
+            return nil
+        }
+        guard answer.version >= PeerWire.secretVersion, let listenerNonce = answer.nonce, let dialerNonce = handshake.nonce,
+            answer.proof != nil
+        else {
+            return "node \(handshake.sender) requires a cluster secret (peer-secret-file) and node \(peer) proved none (protocol version \(answer.version))"
+        }
+        let expected = secret.listenerProof(
+            cluster: handshake.clusterID, listener: peer, dialer: handshake.sender, dialerNonce: dialerNonce,
+            listenerNonce: listenerNonce)
+        guard PeerSecret.matches(answer.proof, expected) else {
+            return "node \(peer) proved another cluster secret than node \(handshake.sender)'s (peer-secret-file differs)"
+        }
+        let proof = secret.dialerProof(
+            cluster: handshake.clusterID, dialer: handshake.sender, listener: peer, dialerNonce: dialerNonce,
+            listenerNonce: listenerNonce)
+        context.writeAndFlush(wrapOutboundOut(.proof(proof)), promise: nil)
+        return nil
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -99,6 +132,8 @@ final class PeerInboundHandler: ChannelInboundHandler {
 
     private enum State {
         case awaitingHandshake(Scheduled<Void>?)
+        /// Our answer carried our proof of the cluster secret; the dialing node's must come next.
+        case awaitingProof(PeerHandshake, listenerNonce: [UInt8], version: UInt8, Scheduled<Void>?)
         case established(NodeID, version: UInt8)
         case closing
     }
@@ -144,15 +179,41 @@ final class PeerInboundHandler: ChannelInboundHandler {
                 return
             }
             let version = min(handshake.version, PeerWire.version)
-            state = .established(handshake.sender, version: version)
-            let answer = PeerHandshake(
+            var answer = PeerHandshake(
                 clusterID: transport.config.clusterID, sender: transport.selfID, receiver: handshake.sender,
-                version: version)
+                version: version, nonce: PeerSecret.nonce())
+            guard let secret = transport.secret else {
+                context.writeAndFlush(wrapOutboundOut(.handshake(answer)), promise: nil)
+                establish(context: context, peer: handshake.sender, version: version)
+                return
+            }
+            guard version >= PeerWire.secretVersion, let dialerNonce = handshake.nonce, let listenerNonce = answer.nonce else {
+                refuse(context: context, "node \(transport.selfID) requires a cluster secret (peer-secret-file) and node \(handshake.sender) speaks protocol version \(version), which cannot prove one")
+                return
+            }
+            answer.proof = secret.listenerProof(
+                cluster: transport.config.clusterID, listener: transport.selfID, dialer: handshake.sender,
+                dialerNonce: dialerNonce, listenerNonce: listenerNonce)
             context.writeAndFlush(wrapOutboundOut(.handshake(answer)), promise: nil)
-            transport.logger.info("peer \(handshake.sender) connected from \(remote) (protocol version \(version))")
-            establishedPeer = handshake.sender
-            transport.inboundEstablished(from: handshake.sender, context.channel)
-            if version >= PeerWire.probeVersion { watchForSilence(context: context, peer: handshake.sender) }
+            let channel = context.channel
+            let transport = transport
+            let remote = remote
+            let proofTimer = context.eventLoop.scheduleTask(in: .milliseconds(Int64(transport.settings.peerConnectTimeoutMillis))) {
+                transport.logger.warning("peer connection from \(remote) sent no proof of the cluster secret in time; closing")
+                channel.close(promise: nil)
+            }
+            state = .awaitingProof(handshake, listenerNonce: listenerNonce, version: version, proofTimer)
+        case (.awaitingProof(let handshake, let listenerNonce, let version, let timer), .proof(let proof)):
+            timer?.cancel()
+            guard let secret = transport.secret, let dialerNonce = handshake.nonce else { return }
+            let expected = secret.dialerProof(
+                cluster: transport.config.clusterID, dialer: handshake.sender, listener: transport.selfID,
+                dialerNonce: dialerNonce, listenerNonce: listenerNonce)
+            guard PeerSecret.matches(proof, expected) else {
+                refuse(context: context, "node \(handshake.sender) proved another cluster secret than node \(transport.selfID)'s (peer-secret-file differs)")
+                return
+            }
+            establish(context: context, peer: handshake.sender, version: version)
         case (.established(let peer, _), .messages(let messages)):
             if let stray = messages.first(where: { $0.from != peer || $0.to != transport.selfID }) {
                 refuse(context: context, "message from \(stray.from) to \(stray.to) on node \(peer)'s connection")
@@ -168,8 +229,13 @@ final class PeerInboundHandler: ChannelInboundHandler {
             context.close(promise: nil)
         case (.closing, _):
             return
-        case (.awaitingHandshake, .messages), (.awaitingHandshake, .probe), (.awaitingHandshake, .probeAnswer):
+        case (.awaitingHandshake, .messages), (.awaitingHandshake, .probe), (.awaitingHandshake, .probeAnswer),
+            (.awaitingHandshake, .proof):
             refuse(context: context, "expected a handshake first")
+        case (.awaitingProof, _):
+            refuse(context: context, "expected a proof of the cluster secret after the handshake")
+        case (.established, .proof):
+            refuse(context: context, "a proof on an established connection")
         case (.established, .handshake):
             refuse(context: context, "a second handshake on one connection")
         case (.established, .probe):
@@ -177,6 +243,16 @@ final class PeerInboundHandler: ChannelInboundHandler {
         case (.established, .probeAnswer):
             refuse(context: context, "a probe answer on a connection this node did not dial")
         }
+    }
+
+    /// The dialing node is accepted: its messages go to the transport from now on.
+    private func establish(context: ChannelHandlerContext, peer: NodeID, version: UInt8) {
+        state = .established(peer, version: version)
+        let secured = transport.secret == nil ? "" : ", cluster secret proved"
+        transport.logger.info("peer \(peer) connected from \(remote) (protocol version \(version)\(secured))")
+        establishedPeer = peer
+        transport.inboundEstablished(from: peer, context.channel)
+        if version >= PeerWire.probeVersion { watchForSilence(context: context, peer: peer) }
     }
 
     /// Closes the connection if the dialing side sends nothing, not even a probe, for
@@ -202,6 +278,7 @@ final class PeerInboundHandler: ChannelInboundHandler {
     private func refuse(context: ChannelHandlerContext, _ reason: String) {
         deliberate = true
         if case .awaitingHandshake(let timer) = state { timer?.cancel() }
+        if case .awaitingProof(_, _, _, let timer) = state { timer?.cancel() }
         guard case .closing = state else {
             state = .closing
             transport.refusedConnection(from: remote, reason: reason)
@@ -214,6 +291,7 @@ final class PeerInboundHandler: ChannelInboundHandler {
         silenceWatch?.cancel()
         silenceWatch = nil
         if case .awaitingHandshake(let timer) = state { timer?.cancel() }
+        if case .awaitingProof(_, _, _, let timer) = state { timer?.cancel() }
         if let peer = establishedPeer { transport.inboundEnded(from: peer, context.channel, peerMayBeGone: !deliberate) }
         state = .closing
         context.fireChannelInactive()

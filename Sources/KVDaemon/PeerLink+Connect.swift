@@ -15,7 +15,7 @@ extension PeerLink {
         }
         guard let attempt else { return }
         let frameBytesMax = settings.peerFrameBytesMax
-        let handshake = PeerHandshake(clusterID: clusterID, sender: selfID, receiver: peer.id)
+        let handshake = PeerHandshake(clusterID: clusterID, sender: selfID, receiver: peer.id, nonce: PeerSecret.nonce())
         let timeout = TimeAmount.milliseconds(Int64(settings.peerConnectTimeoutMillis))
         ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)

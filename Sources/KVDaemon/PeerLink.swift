@@ -26,6 +26,8 @@ final class PeerLink: Sendable {
     let selfID: NodeID
     let clusterID: String
     let settings: ClusterSettings
+    /// The cluster secret this node proves and demands in handshakes (nil: none).
+    let secret: PeerSecret?
     let eventLoop: any EventLoop
     let logger: Logger
     let state: Mutex<State>
@@ -70,8 +72,9 @@ final class PeerLink: Sendable {
     }
 
     init(peer: ClusterNode, selfID: NodeID, clusterID: String, settings: ClusterSettings, eventLoop: any EventLoop,
-         logger: Logger, onUnreachable: @escaping @Sendable (NodeID) -> Void = { _ in },
+         logger: Logger, secret: PeerSecret? = nil, onUnreachable: @escaping @Sendable (NodeID) -> Void = { _ in },
          onStalled: @escaping @Sendable (NodeID) -> Void = { _ in }) {
+        self.secret = secret
         self.onUnreachable = onUnreachable
         self.onStalled = onStalled
         self.peer = peer

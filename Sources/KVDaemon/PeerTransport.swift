@@ -36,6 +36,8 @@ public final class PeerTransport: Service, Sendable {
     public let selfID: NodeID
     let settings: ClusterSettings
     let logger: Logger
+    /// The cluster secret peers must prove in the handshake (nil: none; docs/SECURITY.md).
+    let secret: PeerSecret?
     private let group: any EventLoopGroup
     /// One outgoing link per other member. Starts as `config`'s nodes and follows the replicated
     /// members' addresses (`updatePeers`): a new member is dialled, a removed one dropped.
@@ -72,10 +74,11 @@ public final class PeerTransport: Service, Sendable {
     }
 
     /// A transport for node `selfID` of `config`; nothing happens on the network until `start`.
-    public init(config: ClusterConfig, selfID: NodeID, group: any EventLoopGroup, logger: Logger)
+    public init(config: ClusterConfig, selfID: NodeID, group: any EventLoopGroup, logger: Logger, secret: PeerSecret? = nil)
         throws(PeerTransportError)
     {
         guard config.node(selfID) != nil else { throw .unknownNode(selfID) }
+        self.secret = secret
         self.config = config
         self.selfID = selfID
         self.settings = config.settings
@@ -95,7 +98,7 @@ public final class PeerTransport: Service, Sendable {
         let events = route
         return PeerLink(
             peer: node, selfID: selfID, clusterID: config.clusterID, settings: config.settings,
-            eventLoop: group.next(), logger: logger, onUnreachable: { events.forward(.unreachable($0)) },
+            eventLoop: group.next(), logger: logger, secret: secret, onUnreachable: { events.forward(.unreachable($0)) },
             onStalled: { events.forward(.stalled($0)) })
     }
 
@@ -106,10 +109,10 @@ public final class PeerTransport: Service, Sendable {
     var links: [NodeID: PeerLink] { linkTable.withLock { $0.links } }
 
     /// Creates a transport and starts it: the convenient form for the daemon.
-    public static func start(config: ClusterConfig, selfID: NodeID, group: any EventLoopGroup, logger: Logger)
-        async throws(PeerTransportError) -> PeerTransport
-    {
-        let transport = try PeerTransport(config: config, selfID: selfID, group: group, logger: logger)
+    public static func start(
+        config: ClusterConfig, selfID: NodeID, group: any EventLoopGroup, logger: Logger, secret: PeerSecret? = nil
+    ) async throws(PeerTransportError) -> PeerTransport {
+        let transport = try PeerTransport(config: config, selfID: selfID, group: group, logger: logger, secret: secret)
         try await transport.start()
         return transport
     }

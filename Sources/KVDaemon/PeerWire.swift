@@ -7,7 +7,7 @@ public import RaftCore
 /// Every integer is little-endian. A frame is
 /// ```
 /// u32 length       bytes that follow (type byte + payload), 1...peer-frame-bytes-max
-/// u8  type         1 handshake, 2 messages, 3 refusal, 4 probe, 5 probe answer
+/// u8  type         1 handshake, 2 messages, 3 refusal, 4 probe, 5 probe answer, 6 proof
 /// ... payload
 /// ```
 /// - **handshake** (first frame in each direction): magic `KVDP`, u8 protocol version, cluster id
@@ -15,6 +15,10 @@ public import RaftCore
 ///   it is talking to). The dialing node sends first; the listening node answers with its own
 ///   handshake, or with a refusal and closes if the cluster id differs, the sender is not a
 ///   configured node, or the receiver id is not its own.
+///   From version 3 the handshake goes on with u8 flags (bit 0: a proof follows), a 32-byte
+///   nonce, and with the flag a 32-byte proof of the cluster secret (see `PeerSecret`).
+/// - **proof** (version 3, dialing side only, right after the listening side's handshake): the
+///   dialing node's 32-byte proof of the cluster secret.
 /// - **messages**: u32 count, then `count` Raft messages back to back (see `PeerWire+Messages`).
 ///   Many messages share one frame and one write (batching); a node sends Raft messages only on
 ///   connections it dialed, so each direction of a node pair has its own TCP connection.
@@ -39,11 +43,13 @@ public enum PeerWire {
     /// peer port is recognised at once.
     public static let magic: [UInt8] = Array("KVDP".utf8)
     /// The newest protocol version this kvd speaks.
-    public static let version: UInt8 = 2
+    public static let version: UInt8 = 3
     /// Every version this kvd accepts in a handshake; others are refused.
-    public static let supportedVersions: ClosedRange<UInt8> = 1...2
+    public static let supportedVersions: ClosedRange<UInt8> = 1...3
     /// The first version with probes.
     public static let probeVersion: UInt8 = 2
+    /// The first version whose handshake carries a nonce and can prove the cluster secret.
+    public static let secretVersion: UInt8 = 3
     /// Bytes before the payload: the u32 length and the type byte.
     public static let frameHeaderBytes = 5
     /// Bytes of a messages frame before its first message: header plus the u32 count.
@@ -58,6 +64,7 @@ public enum PeerWire {
         case refusal = 3
         case probe = 4
         case probeAnswer = 5
+        case proof = 6
     }
 }
 
@@ -71,13 +78,22 @@ public struct PeerHandshake: Hashable, Sendable {
     public var sender: NodeID
     /// The node the sender believes it is connected to.
     public var receiver: NodeID
+    /// Version 3 on: the sender's fresh random nonce (`PeerSecret.nonceBytes`).
+    public var nonce: [UInt8]?
+    /// Version 3 on, the listening side's answer only, when it has a cluster secret: its proof.
+    public var proof: [UInt8]?
 
     /// A handshake of this kvd's protocol version.
-    public init(clusterID: String, sender: NodeID, receiver: NodeID, version: UInt8 = PeerWire.version) {
+    public init(
+        clusterID: String, sender: NodeID, receiver: NodeID, version: UInt8 = PeerWire.version, nonce: [UInt8]? = nil,
+        proof: [UInt8]? = nil
+    ) {
         self.version = version
         self.clusterID = clusterID
         self.sender = sender
         self.receiver = receiver
+        self.nonce = nonce
+        self.proof = proof
     }
 }
 
@@ -88,6 +104,7 @@ public enum PeerFrame: Hashable, Sendable {
     case refusal(String)
     case probe(UInt64)
     case probeAnswer(UInt64)
+    case proof([UInt8])
 }
 
 /// A frame to send. Messages are encoded before they are queued (so the queue's byte bound is
@@ -99,6 +116,7 @@ public enum PeerOutboundFrame: Sendable {
     case refusal(String)
     case probe(UInt64)
     case probeAnswer(UInt64)
+    case proof([UInt8])
 }
 
 /// Peer bytes that do not form a valid frame. The connection they came on is dropped.
@@ -144,6 +162,15 @@ extension PeerWire {
             buffer.writeBytes(cluster)
             buffer.writeInteger(handshake.sender.rawValue, endianness: .little)
             buffer.writeInteger(handshake.receiver.rawValue, endianness: .little)
+            if handshake.version >= secretVersion {
+                let nonce = handshake.nonce ?? [UInt8](repeating: 0, count: PeerSecret.nonceBytes)
+                buffer.writeInteger(UInt8(handshake.proof == nil ? 0 : 1))
+                buffer.writeBytes(nonce.prefix(PeerSecret.nonceBytes))
+                if let proof = handshake.proof { buffer.writeBytes(proof.prefix(PeerSecret.proofBytes)) }
+            }
+        case .proof(let proof):
+            buffer.writeInteger(FrameType.proof.rawValue)
+            buffer.writeBytes(proof.prefix(PeerSecret.proofBytes))
         case .messages(let count, let bytes):
             buffer.writeInteger(FrameType.messages.rawValue)
             buffer.writeInteger(UInt32(truncatingIfNeeded: count), endianness: .little)
@@ -188,6 +215,11 @@ extension PeerWire {
                 let sequence = try reader.readUInt64()
                 try reader.finish()
                 return known == .probe ? .probe(sequence) : .probeAnswer(sequence)
+            case .proof:
+                guard payload.count == PeerSecret.proofBytes else {
+                    throw PeerWireError.malformed("a proof of \(payload.count) bytes, not \(PeerSecret.proofBytes)")
+                }
+                return .proof(payload)
             }
         } catch let error as PeerWireError {
             throw error
@@ -210,8 +242,16 @@ extension PeerWire {
         }
         let sender = NodeID(try reader.readUInt64())
         let receiver = NodeID(try reader.readUInt64())
+        var nonce: [UInt8]?
+        var proof: [UInt8]?
+        if version >= secretVersion {
+            let flags = try reader.readByte()
+            guard flags <= 1 else { throw PeerWireError.malformed("handshake flags \(flags)") }
+            nonce = try (0..<PeerSecret.nonceBytes).map { _ in try reader.readByte() }
+            if flags == 1 { proof = try (0..<PeerSecret.proofBytes).map { _ in try reader.readByte() } }
+        }
         try reader.finish()
-        return PeerHandshake(clusterID: clusterID, sender: sender, receiver: receiver, version: version)
+        return PeerHandshake(clusterID: clusterID, sender: sender, receiver: receiver, version: version, nonce: nonce, proof: proof)
     }
 }
 

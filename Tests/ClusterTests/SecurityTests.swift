@@ -124,6 +124,39 @@ import Testing
             Tools.kvctl, ["--config", cluster.configPath, "get", "app:kvctl"], environment: ["KVCTL_USER": "app", "KVCTL_PASSWORD": "nope"])
         #expect(bad.status == 1 && bad.stderr.contains("WRONGPASS") && !bad.stderr.contains("may or may not"), "\(bad)")
     }
+
+    @Test("a cluster secret: members prove it and work; a node with another secret is never let in, and both sides log why")
+    func peerSecret() async throws {
+        let settings: KeyValuePairs<String, String> = [
+            "heartbeat-ms": "25", "election-timeout-ms": "250", "request-timeout-ms": "5000", "peer-secret-file": "secret",
+        ]
+        let cluster = try Cluster(size: 3, settings: settings, joiners: 1)
+        defer { cluster.shutdown() }
+        try writeFile(cluster.directory + "/secret", "the-members-share-this-secret-0123456789\n")
+        try writeFile(cluster.directory + "/intruder-secret", "an-intruder-guessed-this-other-secret-987\n")
+        // The joiner's configuration names another secret file.
+        let join = readFile(cluster.joinConfigPath).replacingOccurrences(of: "peer-secret-file secret", with: "peer-secret-file intruder-secret")
+        try writeFile(cluster.joinConfigPath, join)
+        try cluster.startAll()
+        let leader = try await cluster.waitForLeader()
+        #expect(readFile(cluster.node(leader).logPath).contains("cluster secret proved"))
+        #expect(try await cluster.kvctl(["put", "k", "v1"]).status == 0)
+
+        try cluster.startJoining(4)
+        let four = cluster.node(4)
+        let add = try await cluster.kvctl(["member", "add", "4", "--peer", "127.0.0.1:\(four.peerPort)", "--client", "127.0.0.1:\(four.clientPort)"])
+        #expect(add.status == 0, "\(add)")
+        try await eventually("both sides to log the refused secret", timeout: .seconds(20), diagnostics: { cluster.diagnostics() }) {
+            readFile(four.logPath).contains("another cluster secret")
+                && cluster.ids.contains { readFile(cluster.node($0).logPath).contains("another cluster secret") }
+        }
+        // The cluster keeps working; the intruder never catches up, so it is never promoted.
+        #expect(try await cluster.kvctl(["put", "k", "v2"]).status == 0)
+        let promote = try await cluster.kvctl(["member", "promote", "4"])
+        #expect(promote.status != 0 && promote.stderr.contains("has not caught up"), "\(promote)")
+        #expect(!readFile(four.logPath).contains("snapshot installed"), "node 4 received no state")
+        #expect(!readFile(four.logPath).contains("the-members-share"), "the secret is never logged")
+    }
 }
 
 extension Reply {

@@ -96,7 +96,7 @@ func bytes(of frame: PeerOutboundFrame) -> [UInt8] {
             ("unknown type", [1, 0, 0, 0, 99], "unknown peer frame type 99"),
             ("messages first", bytes(of: .messages(count: 0, bytes: ByteBuffer())), "expected a handshake first"),
             ("bad magic", [9, 0, 0, 0, 1] + Array("XXXX".utf8) + [1, 0, 0, 0], "bad handshake magic"),
-            ("other version", [9, 0, 0, 0, 1] + PeerWire.magic + [3, 0, 0, 0], "protocol version 3"),
+            ("other version", [9, 0, 0, 0, 1] + PeerWire.magic + [4, 0, 0, 0], "protocol version 4"),
             ("another cluster", bytes(of: .handshake(PeerHandshake(clusterID: "x", sender: 2, receiver: 1))), "cluster id 'x'"),
             ("unknown node", bytes(of: .handshake(PeerHandshake(clusterID: "demo", sender: 7, receiver: 1))), "node 7 is not a member"),
             ("wrong receiver", bytes(of: .handshake(PeerHandshake(clusterID: "demo", sender: 2, receiver: 3))), "this is node 1, not node 3"),

@@ -100,7 +100,7 @@ func messagesFrame(_ messages: [Message]) -> ByteBuffer {
 
     @Test("handshake and refusal frames round-trip")
     func controlFrames() throws {
-        let handshake = PeerHandshake(clusterID: "démo-1", sender: 3, receiver: 2)
+        let handshake = PeerHandshake(clusterID: "démo-1", sender: 3, receiver: 2, nonce: [UInt8](repeating: 3, count: 32))
         var buffer = ByteBuffer()
         PeerWire.write(.handshake(handshake), to: &buffer)
         PeerWire.write(.refusal("cluster id 'x' is not this cluster's 'demo'"), to: &buffer)
@@ -116,8 +116,8 @@ func messagesFrame(_ messages: [Message]) -> ByteBuffer {
         var generator = MessageGenerator(seed: 7)
         var stream = ByteBuffer()
         var expected: [PeerFrame] = []
-        PeerWire.write(.handshake(PeerHandshake(clusterID: "demo", sender: 1, receiver: 2)), to: &stream)
-        expected.append(.handshake(PeerHandshake(clusterID: "demo", sender: 1, receiver: 2)))
+        PeerWire.write(.handshake(PeerHandshake(clusterID: "demo", sender: 1, receiver: 2, version: 2)), to: &stream)
+        expected.append(.handshake(PeerHandshake(clusterID: "demo", sender: 1, receiver: 2, version: 2)))
         for _ in 0..<10 {
             let messages = (0..<3).map { _ in generator.message() }
             var frame = messagesFrame(messages)
@@ -157,7 +157,7 @@ func messagesFrame(_ messages: [Message]) -> ByteBuffer {
         bytes += [UInt8](repeating: 0, count: 24)
         #expect(throws: PeerWireError.unsupportedVersion(9)) { try PeerWire.decodeFrame(type: 1, payload: bytes) }
         #expect(throws: PeerWireError.unknownFrameType(77)) { try PeerWire.decodeFrame(type: 77, payload: []) }
-        #expect(PeerWireError.unsupportedVersion(9).description == "peer speaks protocol version 9, this kvd speaks 1...2")
+        #expect(PeerWireError.unsupportedVersion(9).description == "peer speaks protocol version 9, this kvd speaks 1...3")
     }
 
     @Test("a message count or entry count larger than the bytes can hold is refused before allocating")
