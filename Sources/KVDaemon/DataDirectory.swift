@@ -72,7 +72,7 @@ public final class DataDirectory: Sendable {
         var prefix = path.hasPrefix("/") ? "/" : ""
         for component in path.split(separator: "/") {
             prefix += component
-            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+            if mkdir(prefix, directoryMode) != 0 && errno != EEXIST {
                 throw .io(path: prefix, "cannot create directory: \(systemError())")
             }
             prefix += "/"
@@ -81,11 +81,20 @@ public final class DataDirectory: Sendable {
         guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
             throw .io(path: path, "is not a directory")
         }
+        // The node's own directory holds every key: only kvd's user may enter it, even if it was
+        // made by hand with a wider mode.
+        if info.st_mode & 0o077 != 0, chmod(path, directoryMode) != 0 {
+            throw .io(path: path, "cannot restrict the directory to its owner (chmod 700): \(systemError())")
+        }
     }
+
+    /// Directories kvd creates: owner only (`rwx------`). Files are `rw-------` (kvd's umask).
+    static let directoryMode: mode_t = 0o700
+    static let fileMode: mode_t = 0o600
 
     private static func lock(path: String) throws(DataDirectoryError) -> Int32 {
         let lockPath = "\(path)/lock"
-        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, fileMode)
         guard fd >= 0 else { throw .io(path: lockPath, "cannot open: \(systemError())") }
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let code = errno
@@ -141,7 +150,7 @@ public final class DataDirectory: Sendable {
     private static func writeIdentity(path: String, clusterID: String, nodeID: NodeID) throws(DataDirectoryError) {
         let temporary = path + ".tmp"
         let bytes = Array("cluster-id \(clusterID)\nnode-id \(nodeID)\n".utf8)
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, fileMode)
         guard fd >= 0 else { throw .io(path: temporary, "cannot create: \(systemError())") }
         var written = 0
         while written < bytes.count {

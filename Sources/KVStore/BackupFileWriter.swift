@@ -24,7 +24,8 @@ public final class BackupFileWriter {
         self.path = path
         self.metadata = metadata
         temporaryPath = "\(path).tmp-\(getpid())"
-        descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        // A backup holds every key: readable by its owner only.
+        descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw BackupFileError(path: path, .io("cannot create \(temporaryPath): \(Self.systemError())")) }
         let header = Array(metadata.text.utf8)
         do {

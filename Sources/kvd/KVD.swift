@@ -51,6 +51,9 @@ struct KVD: AsyncParsableCommand {
     var join = false
 
     func run() async throws {
+        // Every file kvd creates (the SQLite databases and their journals included) is readable
+        // by its owner only: they hold every key.
+        umask(0o077)
         if let restoreFrom {
             do {
                 let outcome = try Restore.run(Restore.Options(configPath: config, nodeID: id, backupPath: restoreFrom, dataDirectory: dataDir))

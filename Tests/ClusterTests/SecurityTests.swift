@@ -22,6 +22,11 @@ import Testing
         try writeFile(cluster.directory + "/users.conf", lines.joined(separator: "\n") + "\n")
     }
 
+    static func mode(_ path: String) -> mode_t {
+        var info = stat()
+        return stat(path, &info) == 0 ? info.st_mode & 0o777 : 0
+    }
+
     /// Sends each request on a fresh connection (after `prelude`, if any) and returns the replies.
     static func replies(_ port: Int, prelude: String? = nil, _ requests: [String]) async throws -> [Reply] {
         try await offload {
@@ -123,6 +128,16 @@ import Testing
         let bad = try await runCommand(
             Tools.kvctl, ["--config", cluster.configPath, "get", "app:kvctl"], environment: ["KVCTL_USER": "app", "KVCTL_PASSWORD": "nope"])
         #expect(bad.status == 1 && bad.stderr.contains("WRONGPASS") && !bad.stderr.contains("may or may not"), "\(bad)")
+
+        // Files: the data directory is owner-only and so is every file kvd made in it.
+        let dataDirectory = cluster.node(leader).dataDirectory
+        #expect(Self.mode(dataDirectory) == 0o700)
+        for file in ["raft-log.sqlite", "state.sqlite", "identity"] {
+            #expect(Self.mode(dataDirectory + "/" + file) == 0o600, "\(file)")
+        }
+        // No secret in CONFIG GET or INFO.
+        let shown = try await Self.replies(port, prelude: "AUTH admin \(Self.passwords["admin"] ?? "")", ["CONFIG GET *", "INFO"])
+        #expect(!"\(shown)".contains("pbkdf2") && !Self.passwords.values.contains { "\(shown)".contains($0) }, "\(shown)")
     }
 
     @Test("a cluster secret: members prove it and work; a node with another secret is never let in, and both sides log why")

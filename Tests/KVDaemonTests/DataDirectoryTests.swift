@@ -26,6 +26,27 @@ func makeTemporaryDirectory(_ label: String = "kvd-test") -> String {
         #expect(identity == "cluster-id demo\nnode-id 2\n")
     }
 
+    static func mode(_ path: String) -> mode_t {
+        var info = stat()
+        return stat(path, &info) == 0 ? info.st_mode & 0o777 : 0
+    }
+
+    @Test("the node's directory is owner-only (700), its files 600, and a wider existing directory is tightened")
+    func permissions() throws {
+        let root = makeTemporaryDirectory()
+        let path = root + "/data/2"
+        let directory = try DataDirectory(path: path, clusterID: "demo", nodeID: 2)
+        #expect(Self.mode(path) == 0o700)
+        #expect(Self.mode(root + "/data") == 0o700, "missing parents too")
+        #expect(Self.mode(directory.identityPath) == 0o600)
+        #expect(Self.mode(directory.lockPath) == 0o600)
+        let loose = makeTemporaryDirectory() + "/n1"
+        #expect(mkdir(loose, 0o755) == 0)
+        #expect(chmod(loose, 0o755) == 0)
+        _ = try DataDirectory(path: loose, clusterID: "demo", nodeID: 1)
+        #expect(Self.mode(loose) == 0o700)
+    }
+
     @Test("reopening with the same identity works once the first holder is gone")
     func same() throws {
         let path = makeTemporaryDirectory() + "/n1"
