@@ -37,6 +37,11 @@ final class ClientConnection: ChannelDuplexHandler {
         var courier: ReplyCourier
         /// The node's settings, for `CONFIG GET`.
         var settings: [ConfigParameter] = []
+        /// A request begun must be complete within this (`client-partial-request-timeout-ms`).
+        var partialRequestTimeout = TimeAmount.milliseconds(30_000)
+        /// Reply bytes written but not yet taken by the client's socket above which the connection
+        /// is closed (`client-reply-bytes-max`).
+        var replyBytesMax = 64 << 20
         /// Checks `AUTH`; when users are configured, a connection runs nothing else before it.
         var authenticator = Authenticator(users: UserDirectory(), metrics: DaemonMetrics(), logger: Logger(label: "kvd"))
     }
@@ -111,6 +116,11 @@ final class ClientConnection: ChannelDuplexHandler {
     private var user: User?
     /// An `AUTH` is being checked: later requests wait, since what they may do depends on it.
     private var authPending = false
+    /// Closes the connection if the request begun is not complete in time (slow clients hold a
+    /// connection slot each; see `client-partial-request-timeout-ms`).
+    private var partialTimer: Scheduled<Void>?
+    /// Reply bytes handed to the socket and not yet written by it (a client that does not read).
+    private var pendingReplyBytes = 0
 
     init(shared: Shared) {
         self.shared = shared
@@ -138,6 +148,8 @@ final class ClientConnection: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        partialTimer?.cancel()
+        partialTimer = nil
         shared.metrics.connectedClients.record(shared.connections.remove(context.channel))
         context.fireChannelInactive()
     }
@@ -145,6 +157,8 @@ final class ClientConnection: ChannelDuplexHandler {
     // MARK: Requests
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        partialTimer?.cancel()
+        partialTimer = nil
         guard !closing else { return }
         let request = Request(unwrapInboundIn(data))
         if deferred.isEmpty, canStart(request) {
@@ -152,6 +166,34 @@ final class ClientConnection: ChannelDuplexHandler {
         } else {
             deferred.append(request)
         }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is RESPRequestDecoder.PartialRequest else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        guard partialTimer == nil, !closing, let bound else { return }
+        partialTimer = context.eventLoop.scheduleTask(in: shared.partialRequestTimeout) {
+            bound.value.partialRequestTimedOut()
+        }
+    }
+
+    /// The client began a request and did not finish it in time: tell it, and close.
+    private func partialRequestTimedOut() {
+        partialTimer = nil
+        guard !closing else { return }
+        deferred.removeAll()
+        let millis = shared.partialRequestTimeout.nanoseconds / 1_000_000
+        slots.append(Slot(version: version, reply: .err("request not completed within \(millis) ms (client-partial-request-timeout-ms)")))
+        closing = true
+        writeReady()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // The client reads again: write what is ready, start what waited, read more.
+        if context.channel.isWritable { writeReady() }
+        context.fireChannelWritabilityChanged()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -174,7 +216,8 @@ final class ClientConnection: ChannelDuplexHandler {
     /// Whether `arguments` may start now: anything may, except a request to the Raft loop that
     /// switches between reads and writes while earlier requests are unanswered.
     private func canStart(_ request: Request) -> Bool {
-        guard !authPending else { return false }
+        // A client that does not read its replies gets no new work until its socket drains.
+        guard !authPending, context?.channel.isWritable != false else { return false }
         guard let lastWasRead, !slots.isEmpty, case .success(let command) = request.command else { return true }
         switch command {
         // EXEC carries the watched keys' versions: it waits for every earlier reply (a WATCH's).
@@ -487,7 +530,20 @@ final class ClientConnection: ChannelDuplexHandler {
                     firstSequence += 1
                     buffer.writeReply(reply, slot.version)
                 }
-                context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+                let size = buffer.readableBytes
+                pendingReplyBytes += size
+                let written = context.eventLoop.makePromise(of: Void.self)
+                if let bound { written.futureResult.whenComplete { _ in bound.value.pendingReplyBytes -= size } }
+                context.writeAndFlush(wrapOutboundOut(buffer), promise: written)
+                if pendingReplyBytes > shared.replyBytesMax {
+                    // Like Redis's client-output-buffer-limit: a client this far behind is closed
+                    // rather than allowed to hold the node's memory.
+                    shared.metrics.clientsClosedForReplies.increment()
+                    closing = true
+                    deferred.removeAll()
+                    context.close(promise: nil)
+                    return
+                }
             }
             guard startDeferred() else { break }
         }
@@ -495,7 +551,7 @@ final class ClientConnection: ChannelDuplexHandler {
             context.close(promise: nil)
             return
         }
-        if readHeld, hasRoom {
+        if readHeld, hasRoom, context.channel.isWritable {
             readHeld = false
             context.read()
         }
@@ -515,7 +571,7 @@ final class ClientConnection: ChannelDuplexHandler {
     private var hasRoom: Bool { slots.count + deferred.count < shared.pipelineRequestsMax }
 
     func read(context: ChannelHandlerContext) {
-        guard hasRoom else {
+        guard hasRoom, context.channel.isWritable else {
             readHeld = true
             return
         }

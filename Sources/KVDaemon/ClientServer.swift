@@ -17,6 +17,9 @@ public struct ClientServer: Service {
         public var connectionsMax = 1024
         /// The node's settings as `CONFIG GET` shows them (name, value), beside Redis's parameters.
         public var settings: [ConfigParameter] = []
+        /// `client-partial-request-timeout-ms` and `client-reply-bytes-max`.
+        public var partialRequestTimeoutMillis = 30_000
+        public var replyBytesMax = 64 << 20
         /// The users clients authenticate as (none: authentication is off).
         public var users = UserDirectory()
         public init() {}
@@ -38,6 +41,7 @@ public struct ClientServer: Service {
             loop: loop, metrics: metrics, pipelineRequestsMax: limits.pipelineRequestsMax,
             connectionsMax: limits.connectionsMax, connections: connections, courier: loop.courier,
             settings: limits.settings,
+            partialRequestTimeout: .milliseconds(Int64(limits.partialRequestTimeoutMillis)), replyBytesMax: limits.replyBytesMax,
             authenticator: Authenticator(users: limits.users, metrics: metrics, logger: logger))
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

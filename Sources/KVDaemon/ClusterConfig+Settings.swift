@@ -22,6 +22,8 @@
 /// | `request-bytes-max` | 2097152 | key-bytes-max + value-bytes-max – 134217728 | largest client request (inline line or all bulk strings of one command) |
 /// | `pipeline-requests-max` | 1024 | 1–1000000 | pipelined requests in progress per client connection |
 /// | `client-connections-max` | 1024 | 1–1000000 | open client connections per node |
+/// | `client-partial-request-timeout-ms` | 30000 | 100–3600000 | a client that began a request must finish sending it within this, or it is told so and disconnected (a slow client holds a connection slot; idle connections between requests are never closed) |
+/// | `client-reply-bytes-max` | 67108864 | 1048576–17179869184 | replies written to a client connection but not yet read by the client above which the connection is closed (a client that never reads cannot hold the node's memory); while its socket is full it is also sent no new work |
 /// | `request-timeout-ms` | 5000 | 10–600000 | a client request not applied by then gets `-TIMEOUT` |
 /// | `append-entries-max` | 256 | 1–65536 | most entries per AppendEntries |
 /// | `append-bytes-max` | 1048576 | 1–67108864 | most entry bytes per AppendEntries (a larger single entry goes alone) |
@@ -83,6 +85,10 @@ public struct ClusterSettings: Hashable, Sendable {
     public var pipelineRequestsMax = 1024
     /// `client-connections-max`.
     public var clientConnectionsMax = 1024
+    /// `client-partial-request-timeout-ms`.
+    public var clientPartialRequestTimeoutMillis = 30_000
+    /// `client-reply-bytes-max`.
+    public var clientReplyBytesMax = 64 << 20
     /// `request-timeout-ms`.
     public var requestTimeoutMillis = 5000
     /// `append-entries-max`.
@@ -176,6 +182,8 @@ struct IntegerSetting {
             IntegerSetting("request-bytes-max", \.requestBytesMax, 2...(128 << 20)),
             IntegerSetting("pipeline-requests-max", \.pipelineRequestsMax, 1...1_000_000),
             IntegerSetting("client-connections-max", \.clientConnectionsMax, 1...1_000_000),
+            IntegerSetting("client-partial-request-timeout-ms", \.clientPartialRequestTimeoutMillis, 100...3_600_000),
+            IntegerSetting("client-reply-bytes-max", \.clientReplyBytesMax, (1 << 20)...(16 << 30)),
             IntegerSetting("request-timeout-ms", \.requestTimeoutMillis, 10...600_000),
             IntegerSetting("append-entries-max", \.appendEntriesMax, 1...65536),
             IntegerSetting("append-bytes-max", \.appendBytesMax, 1...(64 << 20)),

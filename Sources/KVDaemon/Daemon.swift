@@ -203,6 +203,8 @@ public enum Daemon {
         limits.connectionsMax = config.settings.clientConnectionsMax
         limits.settings = config.settings.parameters
         limits.users = users
+        limits.partialRequestTimeoutMillis = config.settings.clientPartialRequestTimeoutMillis
+        limits.replyBytesMax = config.settings.clientReplyBytesMax
         do {
             return try await ClientServer.bind(
                 host: me.client.host, port: me.client.port, limits: limits, loop: loop, group: group, metrics: metrics,

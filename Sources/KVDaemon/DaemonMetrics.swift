@@ -15,6 +15,8 @@ public struct DaemonMetrics: Sendable {
     /// Client `AUTH` (or `HELLO ... AUTH`) attempts that failed, and that succeeded.
     public let authFailures = Counter(label: "kvd_auth_failures_total")
     public let authSuccesses = Counter(label: "kvd_auth_successes_total")
+    /// Client connections closed because their unread replies exceeded `client-reply-bytes-max`.
+    public let clientsClosedForReplies = Counter(label: "kvd_clients_closed_for_replies_total")
     public let leaseExpirations = Counter(label: "kvd_lease_expirations_total")
     /// Lease checkpoints this node proposed as leader: leases whose remaining TTL it wrote to the
     /// log, and the entries that carried them. Near zero while leases are kept alive more often

@@ -67,8 +67,23 @@ public struct RESPRequestDecoder: ByteToMessageDecoder, Sendable {
         }
     }
 
+    /// The user event `decode` fires when it stops inside a request (part of one has arrived),
+    /// so a server can bound how long a client may take to finish it.
+    public struct PartialRequest: Sendable {
+        public init() {}
+    }
+
+    /// Whether the bytes consumed so far end between two requests.
+    public var isBetweenRequests: Bool {
+        if case .requestStart = phase { return true }
+        return false
+    }
+
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let request = try decodeRequest(&buffer) else { return .needMoreData }
+        guard let request = try decodeRequest(&buffer) else {
+            if buffer.readableBytes > 0 || !isBetweenRequests { context.fireUserInboundEventTriggered(PartialRequest()) }
+            return .needMoreData
+        }
         context.fireChannelRead(Self.wrapInboundOut(request))
         return .continue
     }

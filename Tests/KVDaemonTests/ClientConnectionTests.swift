@@ -49,6 +49,27 @@ import Foundation
         }
     }
 
+    /// A request begun and not finished within client-partial-request-timeout-ms is answered with
+    /// an error and the connection closed; one finished in time, or an idle connection, is not.
+    @Test func aPartialRequestTimesOut() throws {
+        let connection = try Connection()
+        try connection.channel.writeInbound(ByteBuffer(string: "*2\r\n$3\r\nGET\r\n$1\r\n"))
+        connection.channel.embeddedEventLoop.advanceTime(by: .seconds(29))
+        #expect(connection.channel.isActive)
+        try connection.channel.writeInbound(ByteBuffer(string: "k\r\n"))
+        let posted = connection.posted()
+        #expect(posted.count == 1, "finished in time: it runs")
+        posted.first?.1.send(.bulk(Array("v".utf8)))
+        #expect(try connection.written() == "$1\r\nv\r\n")
+        connection.channel.embeddedEventLoop.advanceTime(by: .seconds(60))
+        #expect(connection.channel.isActive, "between requests a connection may stay idle")
+        try connection.channel.writeInbound(ByteBuffer(string: "*1\r\n$4\r\nPI"))
+        connection.channel.embeddedEventLoop.advanceTime(by: .seconds(31))
+        let text = try connection.written()
+        #expect(text.hasSuffix("-ERR request not completed within 30000 ms (client-partial-request-timeout-ms)\r\n"), "\(text)")
+        #expect(!connection.channel.isActive)
+    }
+
     /// Replies from the loop may come in any order; the client gets them in request order, and
     /// nothing is written while the first is unanswered.
     @Test func repliesGoOutInRequestOrder() throws {
