@@ -42,6 +42,8 @@ final class ClientConnection: ChannelDuplexHandler {
         /// Reply bytes written but not yet taken by the client's socket above which the connection
         /// is closed (`client-reply-bytes-max`).
         var replyBytesMax = 64 << 20
+        /// Each node's `client-tls=` address, for redirects given to TLS connections.
+        var tlsAddresses: [UInt64: String] = [:]
         /// Checks `AUTH`; when users are configured, a connection runs nothing else before it.
         var authenticator = Authenticator(users: UserDirectory(), metrics: DaemonMetrics(), logger: Logger(label: "kvd"))
     }
@@ -122,8 +124,20 @@ final class ClientConnection: ChannelDuplexHandler {
     /// Reply bytes handed to the socket and not yet written by it (a client that does not read).
     private var pendingReplyBytes = 0
 
-    init(shared: Shared) {
+    /// Whether this connection came through the TLS listener: its redirects name TLS addresses.
+    private let overTLS: Bool
+
+    init(shared: Shared, overTLS: Bool = false) {
         self.shared = shared
+        self.overTLS = overTLS
+    }
+
+    /// A redirect for a TLS connection names the leader's TLS address (unknown if it has none).
+    private func forTLS(_ reply: Reply) -> Reply {
+        guard overTLS, case .error(let line) = reply, line.hasPrefix("NOTLEADER ") else { return reply }
+        let words = line.split(separator: " ")
+        guard words.count >= 3, let id = UInt64(words[1]) else { return reply }
+        return .error("NOTLEADER \(id) \(shared.tlsAddresses[id] ?? "unknown")")
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -504,7 +518,7 @@ final class ClientConnection: ChannelDuplexHandler {
     func complete(_ sequence: UInt64, with reply: Reply) {
         guard sequence >= firstSequence, sequence - firstSequence < UInt64(slots.count) else { return }
         let position = slots.index(slots.startIndex, offsetBy: Int(sequence - firstSequence))
-        slots[position].reply = reply
+        slots[position].reply = forTLS(reply)
         if let keys = slots[position].watching, case .array(let versions?) = reply, versions.count == keys.count {
             for (key, version) in zip(keys, versions) where !watched.contains(where: { $0.key == key }) {
                 guard case .integer(let modIndex) = version else { continue }

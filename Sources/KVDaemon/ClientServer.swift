@@ -2,6 +2,7 @@ public import KVProtocol
 public import Logging
 public import NIOCore
 import NIOPosix
+public import NIOSSL
 public import ServiceLifecycle
 import Synchronization
 
@@ -20,12 +21,17 @@ public struct ClientServer: Service {
         /// `client-partial-request-timeout-ms` and `client-reply-bytes-max`.
         public var partialRequestTimeoutMillis = 30_000
         public var replyBytesMax = 64 << 20
+        /// Every node's `client-tls=` address, by id.
+        public var tlsAddresses: [UInt64: String] = [:]
+        /// The TLS listener, if this node has a `client-tls=` address: its address and context.
+        public var tls: (address: HostPort, context: NIOSSLContext)?
         /// The users clients authenticate as (none: authentication is off).
         public var users = UserDirectory()
         public init() {}
     }
 
-    let server: any Channel
+    /// The plain listener first, then the TLS one if configured.
+    let servers: [any Channel]
     let connections: ClientChannels
     let logger: Logger
 
@@ -42,33 +48,47 @@ public struct ClientServer: Service {
             connectionsMax: limits.connectionsMax, connections: connections, courier: loop.courier,
             settings: limits.settings,
             partialRequestTimeout: .milliseconds(Int64(limits.partialRequestTimeoutMillis)), replyBytesMax: limits.replyBytesMax,
+            tlsAddresses: limits.tlsAddresses,
             authenticator: Authenticator(users: limits.users, metrics: metrics, logger: logger))
-        let server = try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelOption(.backlog, value: 256)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(ByteToMessageHandler(RESPRequestDecoder(limits: request)))
-                    try sync.addHandler(ClientConnection(shared: shared))
+        func listen(_ host: String, _ port: Int, tls: NIOSSLContext?) async throws -> any Channel {
+            try await ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelOption(.backlog, value: 256)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let sync = channel.pipeline.syncOperations
+                        if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
+                        try sync.addHandler(ByteToMessageHandler(RESPRequestDecoder(limits: request)))
+                        try sync.addHandler(ClientConnection(shared: shared, overTLS: tls != nil))
+                    }
                 }
-            }
-            .bind(host: host, port: port).get()
+                .bind(host: host, port: port).get()
+        }
+        var servers = [try await listen(host, port, tls: nil)]
         logger.info("serving clients", metadata: ["address": "\(host):\(port)"])
-        return ClientServer(server: server, connections: connections, logger: logger)
+        if let tls = limits.tls {
+            do {
+                servers.append(try await listen(tls.address.host, tls.address.port, tls: tls.context))
+            } catch {
+                servers[0].close(promise: nil)
+                throw ClientTLSBindError(address: tls.address, underlying: error)
+            }
+            logger.info("serving clients over TLS", metadata: ["address": "\(tls.address)"])
+        }
+        return ClientServer(servers: servers, connections: connections, logger: logger)
     }
 
     /// The address the server listens on (useful when bound to port 0).
-    public var localAddress: SocketAddress? { server.localAddress }
+    public var localAddress: SocketAddress? { servers[0].localAddress }
 
     /// Serves until graceful shutdown, then stops listening and closes every connection.
     public func run() async throws {
-        let server = self.server, connections = self.connections
+        let servers = self.servers, connections = self.connections
         try await withGracefulShutdownHandler {
-            try await server.closeFuture.get()
+            for server in servers { try await server.closeFuture.get() }
         } onGracefulShutdown: {
-            server.close(promise: nil)
+            for server in servers { server.close(promise: nil) }
             connections.closeAll()
         }
         connections.closeAll()
@@ -87,3 +107,10 @@ public struct ClientServer: Service {
     }
 }
 
+
+/// The TLS client address could not be bound.
+struct ClientTLSBindError: Error, CustomStringConvertible {
+    let address: HostPort
+    let underlying: any Error
+    var description: String { "cannot listen for TLS clients on \(address): \(socketErrorText(underlying))" }
+}

@@ -102,6 +102,17 @@ struct ConfigParser {
             settings.peerSecretFile = String(value)
             return
         }
+        if let keyPath = ClusterSettings.tlsFileSettings[name] {
+            settings[keyPath: keyPath] = String(value)
+            return
+        }
+        if name == "tls-client-certs" {
+            guard let mode = TLSClientCertificates(rawValue: String(value)) else {
+                throw error(number, "tls-client-certs '\(value)' must be none, optional or required")
+            }
+            settings.tlsClientCertificates = mode
+            return
+        }
         for setting in integerSettings where setting.name == name {
             guard value.allSatisfy({ $0.isASCII && $0.isNumber }), let parsed = Int(value) else {
                 throw error(number, "value '\(value)' of '\(name)' is not a whole number")
@@ -134,8 +145,8 @@ struct ConfigParser {
                 throw error(number, "expected key=host:port, found '\(word)'")
             }
             let key = String(word[..<equals])
-            guard ["peer", "client", "metrics"].contains(key) else {
-                throw error(number, "unknown node key '\(key)' (expected peer, client or metrics)")
+            guard ["peer", "client", "metrics", "client-tls"].contains(key) else {
+                throw error(number, "unknown node key '\(key)' (expected peer, client, client-tls or metrics)")
             }
             guard addresses[key] == nil else { throw error(number, "duplicate '\(key)' address for node \(id)") }
             let text = word[word.index(after: equals)...]
@@ -152,7 +163,8 @@ struct ConfigParser {
         guard let client = addresses["client"] else {
             throw error(number, "node \(id) needs a client=host:port address")
         }
-        nodes.append(ClusterNode(id: id, peer: peer, client: client, metrics: addresses["metrics"], line: number))
+        nodes.append(
+            ClusterNode(id: id, peer: peer, client: client, metrics: addresses["metrics"], line: number, clientTLS: addresses["client-tls"]))
     }
 
     mutating func finish() throws(ConfigError) -> ClusterConfig {

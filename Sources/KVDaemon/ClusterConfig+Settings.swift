@@ -47,6 +47,10 @@
 /// | `requirepass` | none | a password hash (`kvctl passwd`) | clients must `AUTH password` (the `default` user, every permission) before any other command |
 /// | `users-file` | none | a path (relative to the configuration file's folder) | users, their password hashes and permissions (docs/SECURITY.md); clients must `AUTH user password` |
 /// | `peer-secret-file` | none | a path (relative to the configuration file's folder) | a file holding the cluster secret (16–4096 bytes, its first line) every node proves it has in the peer handshake, without sending it; a node without it, or with another, is refused (docs/SECURITY.md) |
+/// | `tls-cert-file` | none | a PEM file (relative to the configuration file's folder) | this node's certificate chain, for its `client-tls=` address |
+/// | `tls-key-file` | none | a PEM file | the private key of `tls-cert-file` |
+/// | `tls-ca-file` | none | a PEM file | certificate authorities that client certificates must chain to (with `tls-client-certs`) |
+/// | `tls-client-certs` | none | none, optional, required | whether TLS clients present a certificate: not asked, checked if presented, or required |
 /// | `peer-stall-timeout-ms` | election-timeout-ms | 2 × heartbeat-ms – 600000 | a peer connection whose probes (sent every heartbeat-ms) go unanswered this long is closed and redialed, and the peer is reported unreachable to Raft |
 public struct ClusterSettings: Hashable, Sendable {
     /// `cluster-id`.
@@ -138,12 +142,26 @@ public struct ClusterSettings: Hashable, Sendable {
     public var usersFile: String?
     /// `peer-secret-file`, as written.
     public var peerSecretFile: String?
+    /// `tls-cert-file`, `tls-key-file`, `tls-ca-file`, as written.
+    public var tlsCertFile: String?
+    public var tlsKeyFile: String?
+    public var tlsCAFile: String?
+    /// `tls-client-certs`.
+    public var tlsClientCertificates = TLSClientCertificates.none
+
+    /// The file settings of TLS, by name.
+    static var tlsFileSettings: [String: WritableKeyPath<ClusterSettings, String?>] {
+        ["tls-cert-file": \.tlsCertFile, "tls-key-file": \.tlsKeyFile, "tls-ca-file": \.tlsCAFile]
+    }
 
     /// The defaults of the table above.
     public init() {}
 
     /// Settings whose value is text (the others are integers).
-    static let textSettingNames = ["cluster-id", "requirepass", "users-file", "peer-secret-file"]
+    static let textSettingNames = [
+        "cluster-id", "requirepass", "users-file", "peer-secret-file", "tls-cert-file", "tls-key-file", "tls-ca-file",
+        "tls-client-certs",
+    ]
 
     /// Bytes a peer frame needs beyond its largest payload (message headers, per-entry framing).
     public static let peerFrameOverheadBytes = 128 << 10
@@ -225,7 +243,9 @@ extension ClusterSettings {
         // `requirepass` is a secret: never shown.
         [
             ConfigParameter("cluster-id", clusterID), ConfigParameter("users-file", usersFile ?? ""),
-            ConfigParameter("peer-secret-file", peerSecretFile ?? ""),
+            ConfigParameter("peer-secret-file", peerSecretFile ?? ""), ConfigParameter("tls-cert-file", tlsCertFile ?? ""),
+            ConfigParameter("tls-key-file", tlsKeyFile ?? ""), ConfigParameter("tls-ca-file", tlsCAFile ?? ""),
+            ConfigParameter("tls-client-certs", tlsClientCertificates.rawValue),
         ]
             + IntegerSetting.all.map { ConfigParameter($0.name, String(self[keyPath: $0.keyPath])) }
     }
@@ -279,4 +299,9 @@ extension ClusterSettings {
                 "peer-stall-timeout-ms \(peerStallTimeoutMillis) must be at least 2 × heartbeat-ms (\(2 * heartbeatMillis)): probes go out every heartbeat")
         }
     }
+}
+
+/// `tls-client-certs`: whether clients on a TLS address present certificates.
+public enum TLSClientCertificates: String, Hashable, Sendable {
+    case none, optional, required
 }

@@ -122,15 +122,18 @@ public struct ClusterNode: Hashable, Sendable {
     public let client: HostPort
     /// Where Prometheus scrapes `/metrics` and `/health`, if configured.
     public let metrics: HostPort?
+    /// Where clients connect with TLS (`client-tls=`), if configured; docs/SECURITY.md.
+    public let clientTLS: HostPort?
     /// The line of the configuration file that defined this node.
     public let line: Int
 
     /// Creates a node description (normally done by the parser).
-    public init(id: NodeID, peer: HostPort, client: HostPort, metrics: HostPort?, line: Int) {
+    public init(id: NodeID, peer: HostPort, client: HostPort, metrics: HostPort?, line: Int, clientTLS: HostPort? = nil) {
         self.id = id
         self.peer = peer
         self.client = client
         self.metrics = metrics
+        self.clientTLS = clientTLS
         self.line = line
     }
 }

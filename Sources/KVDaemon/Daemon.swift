@@ -4,6 +4,7 @@ public import Logging
 import Metrics
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Prometheus
 import RaftCore
 import ServiceLifecycle
@@ -46,6 +47,7 @@ public enum Daemon {
         let id = NodeID(options.nodeID)
         let me = try config.requireNode(id)
         let users = try UserDirectory.load(settings: config.settings, configFile: options.configPath)
+        let clientTLS = try ClientTLS.context(for: me, settings: config.settings, configFile: options.configPath)
         let secret = try config.settings.peerSecretFile.map { path throws(ConfigError) in
             try PeerSecret.load(path: path, configFile: options.configPath)
         }
@@ -80,7 +82,8 @@ public enum Daemon {
         let loop = makeLoop(
             config: config, me: me, join: options.join, files: files, transport: transport, metrics: metrics, logger: logger)
         let clientServer = try await bindClientServer(
-            config: config, me: me, users: users, loop: loop.handle, group: group, metrics: metrics, logger: logger)
+            config: config, me: me, users: users, tls: clientTLS, loop: loop.handle, group: group, metrics: metrics,
+            logger: logger)
         let checkpointer = WALCheckpointer(
             databases: [
                 WALCheckpointer.Database(path: files.logPath, fileGuard: files.logGuard, progress: files.logProgress),
@@ -194,8 +197,8 @@ public enum Daemon {
     }
 
     static func bindClientServer(
-        config: ClusterConfig, me: ClusterNode, users: UserDirectory, loop: RaftLoopHandle, group: any EventLoopGroup,
-        metrics: DaemonMetrics, logger: Logger
+        config: ClusterConfig, me: ClusterNode, users: UserDirectory, tls: NIOSSLContext?, loop: RaftLoopHandle,
+        group: any EventLoopGroup, metrics: DaemonMetrics, logger: Logger
     ) async throws -> ClientServer {
         var limits = ClientServer.Limits()
         limits.request = RESPLimits(bulkBytesMax: config.settings.requestBytesMax)
@@ -205,10 +208,14 @@ public enum Daemon {
         limits.users = users
         limits.partialRequestTimeoutMillis = config.settings.clientPartialRequestTimeoutMillis
         limits.replyBytesMax = config.settings.clientReplyBytesMax
+        if let tls, let address = me.clientTLS { limits.tls = (address, tls) }
+        for node in config.nodes { if let address = node.clientTLS { limits.tlsAddresses[node.id.rawValue] = "\(address)" } }
         do {
             return try await ClientServer.bind(
                 host: me.client.host, port: me.client.port, limits: limits, loop: loop, group: group, metrics: metrics,
                 logger: logger)
+        } catch let error as ClientTLSBindError {
+            throw DaemonError.startup(error.description)
         } catch {
             throw DaemonError.startup("cannot listen for clients on \(me.client): \(socketErrorText(error))")
         }
@@ -219,6 +226,7 @@ public enum Daemon {
     static func checkAddressesFree(_ me: ClusterNode) async throws {
         var addresses = [("peers", me.peer), ("clients", me.client)]
         if let metrics = me.metrics { addresses.append(("metrics", metrics)) }
+        if let clientTLS = me.clientTLS { addresses.append(("TLS clients", clientTLS)) }
         for (purpose, address) in addresses {
             do {
                 let channel = try await probeBind(host: address.host, port: address.port, group: MultiThreadedEventLoopGroup.singleton)

@@ -1,4 +1,5 @@
 public import NIOCore
+public import NIOSSL
 import NIOPosix
 
 /// An async kvd client over SwiftNIO that finds the leader, follows `-NOTLEADER` redirects and
@@ -47,6 +48,8 @@ public actor KVClient {
         /// When set, each new connection authenticates first (`AUTH user password`); a refusal
         /// (`-WRONGPASS`) ends the request at once, definite.
         public var credentials: ClientCredentials?
+        /// When set, connections use TLS with this context (see `KVClient.tlsContext`).
+        public var tls: NIOSSLContext?
 
         /// A configuration for `endpoints` with default settings.
         public init(endpoints: [KVEndpoint]) {
@@ -160,7 +163,7 @@ public actor KVClient {
         }
         let connection = try await RESPConnection.connect(
             to: endpoint, group: group, limits: configuration.limits,
-            timeout: min(configuration.connectTimeout, remaining))
+            timeout: min(configuration.connectTimeout, remaining), tls: configuration.tls)
         if let credentials = configuration.credentials {
             let reply: RESPValue
             do {

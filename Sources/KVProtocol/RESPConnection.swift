@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 #if canImport(Glibc)
 import Glibc
@@ -128,13 +129,20 @@ struct RESPConnection: Sendable {
         to endpoint: KVEndpoint,
         group: any EventLoopGroup,
         limits: RESPLimits,
-        timeout: Duration
+        timeout: Duration,
+        tls: NIOSSLContext? = nil
     ) async throws(KVClientError) -> RESPConnection {
+        // SNI and hostname checks take a name; an IP address is checked against the
+        // certificate's IP addresses instead.
+        let serverName = endpoint.host.contains(where: { $0.isLetter }) && !endpoint.host.contains(":") ? endpoint.host : nil
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(TimeAmount(timeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                    }
                     try channel.pipeline.syncOperations.addHandlers(
                         ByteToMessageHandler(RESPReplyDecoder(limits: limits)), RESPClientHandler())
                 }

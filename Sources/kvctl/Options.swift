@@ -1,5 +1,6 @@
 import ArgumentParser
 import KVProtocol
+import NIOSSL
 
 /// Options every subcommand takes: where the cluster is.
 struct ClusterOptions: ParsableArguments {
@@ -11,6 +12,32 @@ struct ClusterOptions: ParsableArguments {
 
     @Option(name: .long, help: "A cluster.conf file whose node lines give the client addresses.")
     var config: String?
+
+    @Flag(name: .long, help: "Connect with TLS (to the client-tls= addresses of --config).")
+    var tls = false
+
+    @Option(name: .long, help: "With --tls: CA certificates (PEM) the servers' certificates must chain to (default: the system's).")
+    var cacert: String?
+
+    @Option(name: .long, help: "With --tls: a client certificate (PEM) for servers that ask for one; needs --key.")
+    var cert: String?
+
+    @Option(name: .long, help: "With --tls: the private key (PEM) of --cert.")
+    var key: String?
+
+    /// The TLS context of `--tls`, or nil.
+    func tlsContext() throws -> NIOSSLContext? {
+        guard tls else {
+            if cacert != nil || cert != nil || key != nil { throw CLIError("--cacert, --cert and --key need --tls", status: 64) }
+            return nil
+        }
+        guard (cert == nil) == (key == nil) else { throw CLIError("--cert and --key go together", status: 64) }
+        do {
+            return try KVClient.tlsContext(caFile: cacert, certificateFile: cert, keyFile: key)
+        } catch {
+            throw CLIError("TLS: \(error)")
+        }
+    }
 
     @Option(name: .long, help: "User to authenticate as (default: $KVCTL_USER, else 'default' when a password is given).")
     var user: String?
@@ -45,7 +72,7 @@ struct ClusterOptions: ParsableArguments {
     /// The nodes to talk to: `--endpoints`, else `$KVCTL_ENDPOINTS`, else the client
     /// addresses in `--config`, else the local default. Node ids come from `--config` when given.
     func resolveNodes() throws -> [ConfiguredNode] {
-        let fromConfig = try config.map { try ClusterConfigFile.nodes(path: $0) }
+        let fromConfig = try config.map { try ClusterConfigFile.nodes(path: $0, tls: tls) }
         let fromEnvironment = getenv("KVCTL_ENDPOINTS").map { String(cString: $0) } ?? ""
         let list: String
         if let endpoints {
@@ -91,18 +118,19 @@ struct ConfiguredNode: Sendable {
 /// Reads the client addresses out of a cluster.conf: `node <id> peer=... client=host:port ...`
 /// lines; `#` starts a comment; setting lines are not kvctl's business and are skipped.
 enum ClusterConfigFile {
-    static func nodes(path: String) throws -> [ConfiguredNode] {
+    static func nodes(path: String, tls: Bool = false) throws -> [ConfiguredNode] {
+        let key = tls ? "client-tls=" : "client="
         guard let text = readFile(path) else { throw CLIError("cannot read config file \(path)") }
         var nodes: [ConfiguredNode] = []
         for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = rawLine.prefix { $0 != "#" }
             let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
             guard words.first == "node" else { continue }
-            guard words.count >= 2, let client = words.first(where: { $0.hasPrefix("client=") }) else {
-                throw CLIError("\(path):\(number + 1): node line without client=host:port")
+            guard words.count >= 2, let client = words.first(where: { $0.hasPrefix(key) }) else {
+                throw CLIError("\(path):\(number + 1): node line without \(key)host:port")
             }
-            guard let endpoint = KVEndpoint(client.dropFirst("client=".count)) else {
-                throw CLIError("\(path):\(number + 1): invalid client address '\(client.dropFirst("client=".count))'")
+            guard let endpoint = KVEndpoint(client.dropFirst(key.count)) else {
+                throw CLIError("\(path):\(number + 1): invalid client address '\(client.dropFirst(key.count))'")
             }
             nodes.append(ConfiguredNode(id: String(words[1]), endpoint: endpoint))
         }

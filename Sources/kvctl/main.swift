@@ -53,6 +53,7 @@ func withClient<Result>(
     // rather than at the deadline (a node restarting refuses for a moment only).
     configuration.nothingListeningGrace = kvctlNothingListeningGrace
     configuration.credentials = try cluster.credentials()
+    configuration.tls = try cluster.tlsContext()
     let client = KVClient(configuration: configuration)
     do {
         let result = try await body(client, nodes)

@@ -172,6 +172,61 @@ import Testing
         #expect(!readFile(four.logPath).contains("snapshot installed"), "node 4 received no state")
         #expect(!readFile(four.logPath).contains("the-members-share"), "the secret is never logged")
     }
+
+    /// The TLS fixtures (scripts/make-test-certs.sh).
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/tls").path
+
+    @Test("TLS: kvctl and redis-cli run the walkthrough over TLS with client certificates; plain text, no certificate or an unknown CA are refused")
+    func tls() async throws {
+        let f = Self.fixtures
+        let settings: KeyValuePairs<String, String> = [
+            "heartbeat-ms": "25", "election-timeout-ms": "250", "request-timeout-ms": "5000",
+            "tls-cert-file": "\(f)/server.pem", "tls-key-file": "\(f)/server.key", "tls-ca-file": "\(f)/ca.pem",
+            "tls-client-certs": "required",
+        ]
+        let cluster = try Cluster(size: 3, settings: settings, tls: true)
+        defer { cluster.shutdown() }
+        try cluster.startAll()
+        let leader = try await cluster.waitForLeader()
+        let tlsFlags = ["--tls", "--cacert", "\(f)/ca.pem", "--cert", "\(f)/client.pem", "--key", "\(f)/client.key"]
+
+        // kvctl, through every node's client-tls= address (redirects name TLS addresses).
+        let put = try await cluster.kvctl(tlsFlags + ["put", "greeting", "hello"])
+        #expect(put.status == 0, "\(put)")
+        let get = try await cluster.kvctl(tlsFlags + ["get", "greeting"])
+        #expect(get.output == "hello", "\(get)")
+        let lock = try await cluster.kvctl(tlsFlags + ["lock", "deploy", "--", "true"])
+        #expect(lock.status == 0, "\(lock)")
+        let status = try await cluster.kvctl(tlsFlags + ["status"])
+        #expect(status.status == 0 && status.output.contains("leader"), "\(status)")
+
+        // redis-cli over TLS at a follower: it forwards the write.
+        let follower = cluster.ids.first { $0 != leader } ?? 1
+        let tlsPort = String(cluster.node(follower).tlsPort ?? 0)
+        let cli = try Tools.redisCLI()
+        let redisTLS = ["--tls", "--cacert", "\(f)/ca.pem", "--cert", "\(f)/client.pem", "--key", "\(f)/client.key", "-p", tlsPort]
+        let set = try await runCommand(cli, redisTLS + ["SET", "via", "tls"])
+        #expect(set.output == "OK", "\(set)")
+        let read = try await runCommand(cli, redisTLS + ["GET", "greeting"])
+        #expect(read.output == "hello", "\(read)")
+
+        // Refused: no client certificate, a server checked against the wrong CA, plain text.
+        let noCertificate = try await runCommand(cli, ["--tls", "--cacert", "\(f)/ca.pem", "-p", tlsPort, "GET", "greeting"])
+        #expect(noCertificate.output != "hello", "\(noCertificate)")
+        let wrongCA = try await cluster.kvctl(["--tls", "--cacert", "\(f)/client.pem", "--cert", "\(f)/client.pem", "--key", "\(f)/client.key", "--timeout", "2", "get", "greeting"])
+        #expect(wrongCA.status != 0, "\(wrongCA)")
+        let port = cluster.node(follower).tlsPort ?? 0
+        let plain = try await offload { () -> Reply? in
+            let connection = try RawConnection(port: port, timeout: .seconds(3))
+            defer { connection.close() }
+            _ = connection.send("PING\r\n")
+            return try? connection.readReply()
+        }
+        #expect(plain != .simple("PONG"), "a plain-text client gets no answer on the TLS port: \(String(describing: plain))")
+        // The plain port still works beside it (a migration keeps both).
+        #expect(try await cluster.kvctl(["get", "greeting"]).output == "hello")
+    }
 }
 
 extension Reply {

@@ -254,6 +254,8 @@ final class Cluster: @unchecked Sendable {
         var clientPort: Int
         var dataDirectory: String
         var logPath: String
+        /// The `client-tls=` port, for clusters made with `tls: true`.
+        var tlsPort: Int? = nil
         var endpoint: String { "127.0.0.1:\(clientPort)" }
     }
 
@@ -282,7 +284,7 @@ final class Cluster: @unchecked Sendable {
 
     init(
         size: Int, clusterID: String = "ctest", settings: KeyValuePairs<String, String> = Cluster.fastSettings, joiners: Int = 0,
-        infoAuth: String? = nil
+        infoAuth: String? = nil, tls: Bool = false
     ) throws {
         self.infoAuth = infoAuth
         try Tools.requireBinaries()
@@ -292,11 +294,13 @@ final class Cluster: @unchecked Sendable {
         joinConfigPath = directory + "/join.conf"
         self.clusterID = clusterID
         self.size = size
-        let ports = try freePorts((size + joiners) * 2)
+        let width = tls ? 3 : 2
+        let ports = try freePorts((size + joiners) * width)
         nodes = (1...(size + joiners)).map { id in
             Node(
-                id: id, peerPort: ports[2 * (id - 1)], clientPort: ports[2 * (id - 1) + 1],
-                dataDirectory: "\(directory)/data/\(id)", logPath: "\(directory)/node\(id).log")
+                id: id, peerPort: ports[width * (id - 1)], clientPort: ports[width * (id - 1) + 1],
+                dataDirectory: "\(directory)/data/\(id)", logPath: "\(directory)/node\(id).log",
+                tlsPort: tls ? ports[width * (id - 1) + 2] : nil)
         }
         var lines = ["# written by ClusterTests", "cluster-id \(clusterID)"]
         var electionMillis = 500
@@ -305,7 +309,10 @@ final class Cluster: @unchecked Sendable {
             if name == "election-timeout-ms", let millis = Int(value) { electionMillis = millis }
         }
         electionTimeout = .milliseconds(electionMillis)
-        let nodeLines = nodes.map { "node \($0.id) peer=127.0.0.1:\($0.peerPort) client=127.0.0.1:\($0.clientPort)" }
+        let nodeLines = nodes.map { node in
+            "node \(node.id) peer=127.0.0.1:\(node.peerPort) client=127.0.0.1:\(node.clientPort)"
+                + (node.tlsPort.map { " client-tls=127.0.0.1:\($0)" } ?? "")
+        }
         try writeFile(configPath, (lines + nodeLines.prefix(size)).joined(separator: "\n") + "\n")
         try writeFile(joinConfigPath, (lines + nodeLines).joined(separator: "\n") + "\n")
     }
