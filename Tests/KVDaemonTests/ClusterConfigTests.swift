@@ -178,7 +178,7 @@ func repositoryRoot(_ file: String = #filePath) -> String {
             ("node 1 peer=:80 client=h:2", "cluster.conf:1: malformed peer address ':80' (expected host:port with port 1-65535)"),
             ("node 1 peer=::1:80 client=h:2", "cluster.conf:1: malformed peer address '::1:80' (expected host:port with port 1-65535)"),
             ("node 1 peer=h:1 client=h:x2", "cluster.conf:1: malformed client address 'h:x2' (expected host:port with port 1-65535)"),
-            ("node 1 peer=h:1 client=h:2 admin=h:3", "cluster.conf:1: unknown node key 'admin' (expected peer, client or metrics)"),
+            ("node 1 peer=h:1 client=h:2 admin=h:3", "cluster.conf:1: unknown node key 'admin' (expected peer, client, client-tls or metrics)"),
             ("node 1 peer=h:1 client=h:2 h:3", "cluster.conf:1: expected key=host:port, found 'h:3'"),
             ("node 1 peer=h:1 peer=h:3 client=h:2", "cluster.conf:1: duplicate 'peer' address for node 1"),
             ("node 1 client=h:2", "cluster.conf:1: node 1 needs a peer=host:port address"),
