@@ -158,15 +158,19 @@ final class PeerInboundHandler: ChannelInboundHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         remote = context.remoteAddress.map { "\($0)" } ?? "unknown"
+        state = .awaitingHandshake(closeUnlessSent("a handshake", context: context))
+        context.fireChannelActive()
+    }
+
+    /// Closes the connection unless the dialing node sends `what` within peer-connect-timeout-ms.
+    private func closeUnlessSent(_ what: String, context: ChannelHandlerContext) -> Scheduled<Void> {
         let channel = context.channel
         let transport = transport
         let remote = remote
-        let timer = context.eventLoop.scheduleTask(in: .milliseconds(Int64(transport.settings.peerConnectTimeoutMillis))) {
-            transport.logger.warning("peer connection from \(remote) sent no handshake in time; closing")
+        return context.eventLoop.scheduleTask(in: .milliseconds(Int64(transport.settings.peerConnectTimeoutMillis))) {
+            transport.logger.warning("peer connection from \(remote) sent no \(what) in time; closing")
             channel.close(promise: nil)
         }
-        state = .awaitingHandshake(timer)
-        context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -195,13 +199,7 @@ final class PeerInboundHandler: ChannelInboundHandler {
                 cluster: transport.config.clusterID, listener: transport.selfID, dialer: handshake.sender,
                 dialerNonce: dialerNonce, listenerNonce: listenerNonce)
             context.writeAndFlush(wrapOutboundOut(.handshake(answer)), promise: nil)
-            let channel = context.channel
-            let transport = transport
-            let remote = remote
-            let proofTimer = context.eventLoop.scheduleTask(in: .milliseconds(Int64(transport.settings.peerConnectTimeoutMillis))) {
-                transport.logger.warning("peer connection from \(remote) sent no proof of the cluster secret in time; closing")
-                channel.close(promise: nil)
-            }
+            let proofTimer = closeUnlessSent("proof of the cluster secret", context: context)
             state = .awaitingProof(handshake, listenerNonce: listenerNonce, version: version, proofTimer)
         case (.awaitingProof(let handshake, let listenerNonce, let version, let timer), .proof(let proof)):
             timer?.cancel()
