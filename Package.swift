@@ -161,3 +161,31 @@ let package = Package(
         ),
     ]
 )
+
+// libFuzzer targets (docs/FUZZING.md), declared only when scripts/fuzz.sh sets KVD_FUZZ=1 (it
+// builds them with -sanitize=fuzzer in a build directory of their own), so that the ordinary
+// `swift build --build-tests` neither sees nor compiles them.
+if Context.environment["KVD_FUZZ"] == "1" {
+    let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
+        ("fuzz-resp-request", ["KVProtocol", "KVDaemon"]),
+        ("fuzz-resp-reply", ["KVProtocol"]),
+        ("fuzz-peer-wire", ["KVDaemon", "RaftCore"]),
+        ("fuzz-backup", ["KVStore", "RaftCore"]),
+        ("fuzz-config", ["KVDaemon"]),
+    ]
+    package.targets.append(
+        .target(
+            name: "FuzzSupport",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            path: "Fuzz/Sources/FuzzSupport",
+            swiftSettings: strictSettings))
+    for (name, dependencies) in fuzzTargets {
+        package.targets.append(
+            .executableTarget(
+                name: name,
+                dependencies: dependencies + ["FuzzSupport", .product(name: "NIOCore", package: "swift-nio")],
+                path: "Fuzz/Sources/\(name)",
+                swiftSettings: strictSettings))
+        package.products.append(.executable(name: name, targets: [name]))
+    }
+}

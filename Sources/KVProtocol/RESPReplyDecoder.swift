@@ -104,11 +104,12 @@ public struct RESPReplyDecoder: ByteToMessageDecoder, Sendable {
         guard let count = parseRESPInteger(header), count >= -1 else { throw .invalidMultibulkLength }
         if count == -1 { return .nullArray }
         if count == 0 { return .array([]) }
-        // The element budget covers the whole reply, so nested arrays cannot multiply it.
-        elementCount += Int(count)
-        guard count <= limits.arrayElementsMax, elementCount <= limits.arrayElementsMax else {
+        // The element budget covers the whole reply, so nested arrays cannot multiply it. `count`
+        // is checked before it is added: a count near Int64.max would overflow the sum.
+        guard count <= limits.arrayElementsMax, elementCount + Int(count) <= limits.arrayElementsMax else {
             throw .multibulkLengthTooLarge(length: Int(count), limit: limits.arrayElementsMax)
         }
+        elementCount += Int(count)
         guard openArrays.count < limits.nestingDepthMax else { throw .nestingTooDeep(limit: limits.nestingDepthMax) }
         openArrays.append(OpenArray(remaining: Int(count), elements: []))
         openArrays[openArrays.count - 1].elements.reserveCapacity(min(Int(count), 1024))

@@ -82,6 +82,11 @@ public enum StateSnapshotFormat {
         guard chunk[0] == version else { throw DecodingError(offset: 0, reason: "unknown snapshot chunk format \(chunk[0])") }
         var count = 0
         for shift in 0..<4 { count |= Int(chunk[1 + shift]) << (8 * shift) }
+        // Every row takes at least its table byte: a larger count is damage, refused before
+        // `reserveCapacity` would ask for up to 2^32 rows (found by fuzzing, docs/FUZZING.md).
+        guard count <= bodyEnd - 5 else {
+            throw DecodingError(offset: 1, reason: "row count \(count) cannot fit in \(bodyEnd - 5) bytes")
+        }
         var reader = BinaryReader(Array(chunk[5..<bodyEnd]))
         var rows: [(table: Int, row: [SQLiteValue])] = []
         rows.reserveCapacity(count)

@@ -55,6 +55,17 @@ struct ReplyDecoderTests {
         #expect(replyError(bytes("\r\n")) != nil)
     }
 
+    @Test("a nested array count near Int64.max is refused, not added into an overflow (found by fuzzing)")
+    func nestedCountOverflow() {
+        // Fuzz/corpus/fuzz-resp-reply/regression-nested-count-overflow: the count was added to
+        // the reply's element total before it was compared with the limit, which trapped.
+        let input = bytes("*1\r\n*9223372036854775807\r\n")
+        for chunk in [1, 1000] {
+            #expect(replyError(input, chunk: chunk) == .multibulkLengthTooLarge(length: Int.max, limit: RESPLimits().arrayElementsMax))
+        }
+        #expect(replyError(bytes("*2\r\n:1\r\n*9223372036854775807\r\n")) != nil)
+    }
+
     @Test("a reply cut off by the connection closing is reported as truncated")
     func truncated() throws {
         let channel = EmbeddedChannel(handler: ByteToMessageHandler(RESPReplyDecoder()))
