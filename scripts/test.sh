@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole kvd test suite: installs what a fresh machine lacks, builds, then runs every
 # test (Raft paper tests, seeded simulations, storage contract and crash tests, checker tests,
-# protocol and transport tests, real-process cluster tests), then the network fault harness,
-# then Redis client libraries against a leader and a follower.
+# protocol and transport tests, real-process cluster tests), then a short fuzz pass, then the
+# network fault harness, then Redis client libraries against a leader and a follower.
 # RAFT_SIM_SEEDS / RAFT_SIM_FIRST_SEED and KV_SIM_SEEDS / KV_SIM_FIRST_SEED tune the simulations.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,18 @@ set +e
 swift test --no-parallel "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+# Then a short fuzz pass (docs/FUZZING.md): each libFuzzer target for 15 s from its committed
+# seeds; a crash, hang or out-of-memory input fails this script and is kept in Fuzz/work/.
+if [ "$status" -eq 0 ]; then
+    set +e
+    scripts/fuzz.sh --short
+    fuzz_status=$?
+    set -e
+    if [ "$fuzz_status" -ne 0 ]; then
+        echo "fuzz: scripts/fuzz.sh --short failed with status $fuzz_status"
+        status=$fuzz_status
+    fi
+fi
 # Then the network fault harness against release binaries in network namespaces (needs root;
 # KVD_FAULTS_OPTIONAL=1 lets it skip where namespaces are unavailable; docs/FAULTS.md). Its
 # safety verdicts and negative control are asserted, so its failure fails this script.
