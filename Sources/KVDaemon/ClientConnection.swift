@@ -121,8 +121,6 @@ final class ClientConnection: ChannelDuplexHandler {
     /// Closes the connection if the request begun is not complete in time (slow clients hold a
     /// connection slot each; see `client-partial-request-timeout-ms`).
     private var partialTimer: Scheduled<Void>?
-    /// Reply bytes handed to the socket and not yet written by it (a client that does not read).
-    private var pendingReplyBytes = 0
 
     /// Whether this connection came through the TLS listener: its redirects name TLS addresses.
     private let overTLS: Bool
@@ -544,12 +542,13 @@ final class ClientConnection: ChannelDuplexHandler {
                     firstSequence += 1
                     buffer.writeReply(reply, slot.version)
                 }
-                let size = buffer.readableBytes
-                pendingReplyBytes += size
-                let written = context.eventLoop.makePromise(of: Void.self)
-                if let bound { written.futureResult.whenComplete { _ in bound.value.pendingReplyBytes -= size } }
-                context.writeAndFlush(wrapOutboundOut(buffer), promise: written)
-                if pendingReplyBytes > shared.replyBytesMax {
+                context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+                // Only a socket that stopped taking bytes can hold many: checked then, off the
+                // usual path.
+                if !context.channel.isWritable,
+                    let pending = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes),
+                    pending > shared.replyBytesMax
+                {
                     // Like Redis's client-output-buffer-limit: a client this far behind is closed
                     // rather than allowed to hold the node's memory.
                     shared.metrics.clientsClosedForReplies.increment()

@@ -12,7 +12,7 @@ enum ClientTLS {
             guard let value else {
                 throw ConfigError(file: configFile, line: node.line, message: "node \(node.id) has client-tls= but \(name) is not set")
             }
-            return value.hasPrefix("/") ? value : UserDirectory.folder(of: configFile) + value
+            return UserDirectory.resolve(value, besides: configFile)
         }
         let certificatePath = try path(settings.tlsCertFile, "tls-cert-file")
         let keyPath = try path(settings.tlsKeyFile, "tls-key-file")

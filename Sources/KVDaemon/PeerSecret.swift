@@ -39,7 +39,7 @@ public struct PeerSecret: Sendable, Hashable {
     /// The secret in `path` (its first line; a relative path is taken from the configuration
     /// file's folder). The file should be readable by kvd's user only.
     public static func load(path: String, configFile: String) throws(ConfigError) -> PeerSecret {
-        let full = path.hasPrefix("/") ? path : UserDirectory.folder(of: configFile) + path
+        let full = UserDirectory.resolve(path, besides: configFile)
         let text: String
         do {
             text = try readTextFile(path: full, bytesMax: secretBytesMax + 2)
@@ -56,7 +56,7 @@ public struct PeerSecret: Sendable, Hashable {
 
     /// Whether others than the owner may read `path` (the daemon logs a warning).
     public static func isExposed(path: String, configFile: String) -> Bool {
-        let full = path.hasPrefix("/") ? path : UserDirectory.folder(of: configFile) + path
+        let full = UserDirectory.resolve(path, besides: configFile)
         var info = stat()
         guard stat(full, &info) == 0 else { return false }
         return info.st_mode & 0o077 != 0

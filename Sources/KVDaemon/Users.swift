@@ -79,7 +79,7 @@ public struct UserDirectory: Hashable, Sendable {
             }
         }
         guard let usersFile = settings.usersFile else { return directory }
-        let path = usersFile.hasPrefix("/") ? usersFile : folder(of: configFile) + usersFile
+        let path = resolve(usersFile, besides: configFile)
         let text: String
         do {
             text = try readTextFile(path: path, bytesMax: fileBytesMax)
@@ -95,10 +95,11 @@ public struct UserDirectory: Hashable, Sendable {
         return directory
     }
 
-    /// `dir/` of `dir/file`, or "" for a bare file name.
-    static func folder(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "" }
-        return String(path[...slash])
+    /// `path` as written in the configuration file `configFile`: a relative path is taken from
+    /// that file's folder.
+    static func resolve(_ path: String, besides configFile: String) -> String {
+        guard !path.hasPrefix("/"), let slash = configFile.lastIndex(of: "/") else { return path }
+        return String(configFile[...slash]) + path
     }
 
     /// Parses a users file: one `user NAME HASH RULE...` per line, `#` comments; a rule is

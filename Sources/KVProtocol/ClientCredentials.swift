@@ -13,7 +13,7 @@ public struct ClientCredentials: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// `AUTH user password`.
-    var authRequest: [[UInt8]] { [Array("AUTH".utf8), Array(user.utf8), Array(password.utf8)] }
+    public var authRequest: [[UInt8]] { [Array("AUTH".utf8), Array(user.utf8), Array(password.utf8)] }
 
     public var description: String { "ClientCredentials(user: \(user), password: <hidden>)" }
 }

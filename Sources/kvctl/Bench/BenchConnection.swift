@@ -134,8 +134,7 @@ struct BenchConnection: Sendable {
             throw .unreachable("cannot connect to \(endpoint): \(Self.reason(error))")
         }
         if let credentials {
-            let auth = [Array("AUTH".utf8), Array(credentials.user.utf8), Array(credentials.password.utf8)]
-            switch await connection.send([auth], timeout: timeout).first {
+            switch await connection.send([credentials.authRequest], timeout: timeout).first {
             case .success(let reply)?:
                 if case .error(let line) = reply.value {
                     connection.close()
