@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Writes the TLS test fixtures in Tests/Fixtures/tls (docs/SECURITY.md, "TLS"): a test CA, a
-# server certificate for 127.0.0.1 and localhost, and a client certificate, all signed by that
-# CA, valid for ten years. The committed files were made by this script; run it again (openssl
+# server certificate for 127.0.0.1 and localhost, a client certificate, a peer certificate (both
+# roles, for 127.0.0.1 and localhost) and a peer certificate made for another host, all signed by
+# that CA, valid for ten years. The committed files were made by this script; run it again (openssl
 # from Debian's openssl package) to replace them. Test use only: the keys are public.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,5 +23,9 @@ sign() { # name, subject, extensions
 sign server "/CN=kvd test server" "subjectAltName=IP:127.0.0.1,DNS:localhost
 extendedKeyUsage=serverAuth"
 sign client "/CN=kvd test client" "extendedKeyUsage=clientAuth"
+sign peer "/CN=kvd test peer" "subjectAltName=IP:127.0.0.1,DNS:localhost
+extendedKeyUsage=serverAuth,clientAuth"
+sign peer-elsewhere "/CN=kvd test peer elsewhere" "subjectAltName=DNS:elsewhere.example,IP:192.0.2.7
+extendedKeyUsage=serverAuth,clientAuth"
 rm -f "$out/ca.srl"
 echo "wrote $(ls "$out" | tr '\n' ' ')to $out"

@@ -25,17 +25,20 @@ public struct ClientServer: Service {
         public var tlsAddresses: [UInt64: String] = [:]
         /// The TLS listener, if this node has a `client-tls=` address: its address and context.
         public var tls: (address: HostPort, context: NIOSSLContext)?
+        /// Whether to listen at the plain address too (false: clients over TLS only).
+        public var servesPlainClients = true
         /// The users clients authenticate as (none: authentication is off).
         public var users = UserDirectory()
         public init() {}
     }
 
-    /// The plain listener first, then the TLS one if configured.
+    /// The plain listener first (unless clients are served over TLS only), then the TLS one if
+    /// configured.
     let servers: [any Channel]
     let connections: ClientChannels
     let logger: Logger
 
-    /// Binds the client address now, so that a port in use fails the start with a clear error
+    /// Binds the client addresses now (`host:port` is the plain one), so that a port in use fails the start with a clear error
     /// before any service runs.
     public static func bind(
         host: String, port: Int, limits: Limits, loop: RaftLoopHandle, group: any EventLoopGroup,
@@ -65,13 +68,16 @@ public struct ClientServer: Service {
                 }
                 .bind(host: host, port: port).get()
         }
-        var servers = [try await listen(host, port, tls: nil)]
-        logger.info("serving clients", metadata: ["address": "\(host):\(port)"])
+        var servers: [any Channel] = []
+        if limits.servesPlainClients || limits.tls == nil {
+            servers.append(try await listen(host, port, tls: nil))
+            logger.info("serving clients", metadata: ["address": "\(host):\(port)"])
+        }
         if let tls = limits.tls {
             do {
                 servers.append(try await listen(tls.address.host, tls.address.port, tls: tls.context))
             } catch {
-                servers[0].close(promise: nil)
+                for server in servers { server.close(promise: nil) }
                 throw ClientTLSBindError(address: tls.address, underlying: error)
             }
             logger.info("serving clients over TLS", metadata: ["address": "\(tls.address)"])

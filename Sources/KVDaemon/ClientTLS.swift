@@ -1,9 +1,14 @@
+import NIOCore
 import NIOSSL
 
 /// The TLS context of a node's `client-tls=` address (docs/SECURITY.md, "TLS"): its certificate
 /// chain and key, TLS 1.2 or later, and client certificates as `tls-client-certs` says (checked
 /// against `tls-ca-file`).
 enum ClientTLS {
+    /// How long a closing connection waits for the client's TLS goodbye (NIOSSL's default is
+    /// 5 s, which would hold up a node's shutdown behind a silent client).
+    static let shutdownTimeout = TimeAmount.seconds(1)
+
     /// The context for `settings`, or nil when this node has no TLS address. A missing or broken
     /// file ends the start with one line naming it.
     static func context(for node: ClusterNode, settings: ClusterSettings, configFile: String) throws(ConfigError) -> NIOSSLContext? {
@@ -21,6 +26,7 @@ enum ClientTLS {
             let key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
             var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
             configuration.minimumTLSVersion = .tlsv12
+            configuration.shutdownTimeout = shutdownTimeout
             switch settings.tlsClientCertificates {
             case .none: configuration.certificateVerification = .none
             case .optional: configuration.certificateVerification = .optionalVerification

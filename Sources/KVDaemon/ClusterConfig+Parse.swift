@@ -160,11 +160,14 @@ struct ConfigParser {
             addresses[key] = address
         }
         guard let peer = addresses["peer"] else { throw error(number, "node \(id) needs a peer=host:port address") }
-        guard let client = addresses["client"] else {
-            throw error(number, "node \(id) needs a client=host:port address")
+        // Without client=, a node with client-tls= serves clients over TLS only.
+        guard let client = addresses["client"] ?? addresses["client-tls"] else {
+            throw error(number, "node \(id) needs a client=host:port address (or client-tls=host:port, to serve clients over TLS only)")
         }
         nodes.append(
-            ClusterNode(id: id, peer: peer, client: client, metrics: addresses["metrics"], line: number, clientTLS: addresses["client-tls"]))
+            ClusterNode(
+                id: id, peer: peer, client: client, metrics: addresses["metrics"], line: number, clientTLS: addresses["client-tls"],
+                servesPlainClients: addresses["client"] != nil))
     }
 
     mutating func finish() throws(ConfigError) -> ClusterConfig {

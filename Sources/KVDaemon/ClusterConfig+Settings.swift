@@ -51,6 +51,9 @@
 /// | `tls-key-file` | none | a PEM file | the private key of `tls-cert-file` |
 /// | `tls-ca-file` | none | a PEM file | certificate authorities that client certificates must chain to (with `tls-client-certs`) |
 /// | `tls-client-certs` | none | none, optional, required | whether TLS clients present a certificate: not asked, checked if presented, or required |
+/// | `peer-tls-cert-file` | none | a PEM file (relative to the configuration file's folder) | this node's certificate chain for peer connections, used both to listen and to dial; it must name the host of this node's `peer=` address (a DNS or IP subject alternative name). Set with the next two, peer connections are mutual TLS only |
+/// | `peer-tls-key-file` | none | a PEM file | the private key of `peer-tls-cert-file` |
+/// | `peer-tls-ca-file` | none | a PEM file | certificate authorities every peer's certificate must chain to |
 /// | `peer-stall-timeout-ms` | election-timeout-ms | 2 × heartbeat-ms – 600000 | a peer connection whose probes (sent every heartbeat-ms) go unanswered this long is closed and redialed, and the peer is reported unreachable to Raft |
 public struct ClusterSettings: Hashable, Sendable {
     /// `cluster-id`.
@@ -148,11 +151,21 @@ public struct ClusterSettings: Hashable, Sendable {
     public var tlsCAFile: String?
     /// `tls-client-certs`.
     public var tlsClientCertificates = TLSClientCertificates.none
+    /// `peer-tls-cert-file`, `peer-tls-key-file`, `peer-tls-ca-file`, as written.
+    public var peerTLSCertFile: String?
+    public var peerTLSKeyFile: String?
+    public var peerTLSCAFile: String?
 
     /// The file settings of TLS, by name.
     static var tlsFileSettings: [String: WritableKeyPath<ClusterSettings, String?>] {
-        ["tls-cert-file": \.tlsCertFile, "tls-key-file": \.tlsKeyFile, "tls-ca-file": \.tlsCAFile]
+        [
+            "tls-cert-file": \.tlsCertFile, "tls-key-file": \.tlsKeyFile, "tls-ca-file": \.tlsCAFile,
+            "peer-tls-cert-file": \.peerTLSCertFile, "peer-tls-key-file": \.peerTLSKeyFile, "peer-tls-ca-file": \.peerTLSCAFile,
+        ]
     }
+
+    /// The peer TLS settings, which go together.
+    static let peerTLSSettingNames = ["peer-tls-cert-file", "peer-tls-key-file", "peer-tls-ca-file"]
 
     /// The defaults of the table above.
     public init() {}
@@ -160,7 +173,7 @@ public struct ClusterSettings: Hashable, Sendable {
     /// Settings whose value is text (the others are integers).
     static let textSettingNames = [
         "cluster-id", "requirepass", "users-file", "peer-secret-file", "tls-cert-file", "tls-key-file", "tls-ca-file",
-        "tls-client-certs",
+        "tls-client-certs", "peer-tls-cert-file", "peer-tls-key-file", "peer-tls-ca-file",
     ]
 
     /// Bytes a peer frame needs beyond its largest payload (message headers, per-entry framing).
@@ -246,6 +259,8 @@ extension ClusterSettings {
             ConfigParameter("peer-secret-file", peerSecretFile ?? ""), ConfigParameter("tls-cert-file", tlsCertFile ?? ""),
             ConfigParameter("tls-key-file", tlsKeyFile ?? ""), ConfigParameter("tls-ca-file", tlsCAFile ?? ""),
             ConfigParameter("tls-client-certs", tlsClientCertificates.rawValue),
+            ConfigParameter("peer-tls-cert-file", peerTLSCertFile ?? ""), ConfigParameter("peer-tls-key-file", peerTLSKeyFile ?? ""),
+            ConfigParameter("peer-tls-ca-file", peerTLSCAFile ?? ""),
         ]
             + IntegerSetting.all.map { ConfigParameter($0.name, String(self[keyPath: $0.keyPath])) }
     }
@@ -293,6 +308,11 @@ extension ClusterSettings {
         if peerReconnectMaxMillis < peerReconnectMinMillis {
             throw fail(["peer-reconnect-min-ms", "peer-reconnect-max-ms"],
                 "peer-reconnect-max-ms \(peerReconnectMaxMillis) is below peer-reconnect-min-ms (\(peerReconnectMinMillis))")
+        }
+        let peerTLSFiles = [peerTLSCertFile, peerTLSKeyFile, peerTLSCAFile]
+        if peerTLSFiles.contains(where: { $0 != nil }) && peerTLSFiles.contains(where: { $0 == nil }) {
+            throw fail(Self.peerTLSSettingNames,
+                "peer-tls-cert-file, peer-tls-key-file and peer-tls-ca-file go together: peer TLS is mutual, so every node needs its certificate, its key and the authorities that sign the others'")
         }
         if peerStallTimeoutMillis < 2 * heartbeatMillis {
             throw fail(["heartbeat-ms", "peer-stall-timeout-ms"],

@@ -118,17 +118,25 @@ public struct ClusterNode: Hashable, Sendable {
     public let id: NodeID
     /// Where other nodes connect for Raft traffic.
     public let peer: HostPort
-    /// Where clients connect (RESP2).
+    /// Where clients connect (RESP2): the plain address, or the TLS one if the node serves
+    /// clients over TLS only.
     public let client: HostPort
     /// Where Prometheus scrapes `/metrics` and `/health`, if configured.
     public let metrics: HostPort?
     /// Where clients connect with TLS (`client-tls=`), if configured; docs/SECURITY.md.
     public let clientTLS: HostPort?
+    /// Whether clients may connect without TLS: false for a node line with `client-tls=` and no
+    /// `client=`.
+    public let servesPlainClients: Bool
     /// The line of the configuration file that defined this node.
     public let line: Int
 
     /// Creates a node description (normally done by the parser).
-    public init(id: NodeID, peer: HostPort, client: HostPort, metrics: HostPort?, line: Int, clientTLS: HostPort? = nil) {
+    public init(
+        id: NodeID, peer: HostPort, client: HostPort, metrics: HostPort?, line: Int, clientTLS: HostPort? = nil,
+        servesPlainClients: Bool = true
+    ) {
+        self.servesPlainClients = servesPlainClients
         self.id = id
         self.peer = peer
         self.client = client

@@ -48,6 +48,7 @@ public enum Daemon {
         let me = try config.requireNode(id)
         let users = try UserDirectory.load(settings: config.settings, configFile: options.configPath)
         let clientTLS = try ClientTLS.context(for: me, settings: config.settings, configFile: options.configPath)
+        let peerTLS = try PeerTLS.load(settings: config.settings, configFile: options.configPath)
         let secret = try config.settings.peerSecretFile.map { path throws(ConfigError) in
             try PeerSecret.load(path: path, configFile: options.configPath)
         }
@@ -77,7 +78,8 @@ public enum Daemon {
         if let path = config.settings.peerSecretFile, PeerSecret.isExposed(path: path, configFile: options.configPath) {
             logger.warning("the cluster secret file \(path) is readable by other users: chmod 600 it")
         }
-        let transport = try await PeerTransport.start(config: config, selfID: id, group: group, logger: logger, secret: secret)
+        let transport = try await PeerTransport.start(
+            config: config, selfID: id, group: group, logger: logger, secret: secret, tls: peerTLS)
         let files = DatabaseFiles(directory: directory)
         let loop = makeLoop(
             config: config, me: me, join: options.join, files: files, transport: transport, metrics: metrics, logger: logger)
@@ -209,6 +211,7 @@ public enum Daemon {
         limits.partialRequestTimeoutMillis = config.settings.clientPartialRequestTimeoutMillis
         limits.replyBytesMax = config.settings.clientReplyBytesMax
         if let tls, let address = me.clientTLS { limits.tls = (address, tls) }
+        limits.servesPlainClients = me.servesPlainClients
         for node in config.nodes { if let address = node.clientTLS { limits.tlsAddresses[node.id.rawValue] = "\(address)" } }
         do {
             return try await ClientServer.bind(
@@ -224,7 +227,8 @@ public enum Daemon {
     /// Binds and closes every address `me` listens on, so that a port in use is reported before
     /// any service starts (one line naming the problem); the real binds follow.
     static func checkAddressesFree(_ me: ClusterNode) async throws {
-        var addresses = [("peers", me.peer), ("clients", me.client)]
+        var addresses = [("peers", me.peer)]
+        if me.servesPlainClients { addresses.append(("clients", me.client)) }
         if let metrics = me.metrics { addresses.append(("metrics", metrics)) }
         if let clientTLS = me.clientTLS { addresses.append(("TLS clients", clientTLS)) }
         for (purpose, address) in addresses {

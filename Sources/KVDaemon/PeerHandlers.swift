@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOSSL
 import RaftCore
 
 /// The handler at the end of a connection this node dialed: sends our handshake, checks the
@@ -49,7 +50,7 @@ final class PeerOutboundHandler: ChannelInboundHandler {
                 context.close(promise: nil)
                 return
             }
-            if let problem = proveSecret(answer, context: context) {
+            if let problem = identityProblem(context: context) ?? proveSecret(answer, context: context) {
                 deliberate = true
                 link.problem(problem)
                 PeerSocket.close(context.channel, goodbye: problem)
@@ -73,6 +74,14 @@ final class PeerOutboundHandler: ChannelInboundHandler {
             link.problem("unexpected frame from \(link.peer.peer); closing")
             context.close(promise: nil)
         }
+    }
+
+    /// With peer TLS: why the listening side's certificate does not name the member this link
+    /// dials, or nil.
+    private func identityProblem(context: ChannelHandlerContext) -> String? {
+        guard link.tls != nil else { return nil }
+        let certificate = (try? context.pipeline.syncOperations.nioSSL_peerCertificate()) ?? nil
+        return PeerTLS.identityProblem(certificate, member: link.peer.id, address: link.peer.peer)
     }
 
     /// With a cluster secret: checks the listening side's proof and sends ours. Nil when the
@@ -118,7 +127,7 @@ final class PeerOutboundHandler: ChannelInboundHandler {
         // A reset is what a vanished process leaves; anything else (a frame that does not
         // decode, TCP_USER_TIMEOUT) is a judgment about a peer that may well be alive.
         if !PeerSocket.isAbruptEnd(error) { deliberate = true }
-        link.problem("connection error: \(error)")
+        link.problem("connection error: \(peerConnectionErrorText(error))")
         context.close(promise: nil)
     }
 }
@@ -178,7 +187,7 @@ final class PeerInboundHandler: ChannelInboundHandler {
         switch (state, frame) {
         case (.awaitingHandshake(let timer), .handshake(let handshake)):
             timer?.cancel()
-            if let problem = transport.handshakeProblem(handshake) {
+            if let problem = transport.handshakeProblem(handshake) ?? transport.identityProblem(handshake, context.pipeline) {
                 refuse(context: context, problem)
                 return
             }
@@ -246,7 +255,7 @@ final class PeerInboundHandler: ChannelInboundHandler {
     /// The dialing node is accepted: its messages go to the transport from now on.
     private func establish(context: ChannelHandlerContext, peer: NodeID, version: UInt8) {
         state = .established(peer, version: version)
-        let secured = transport.secret == nil ? "" : ", cluster secret proved"
+        let secured = (transport.secret == nil ? "" : ", cluster secret proved") + (transport.tls == nil ? "" : ", mutual TLS")
         transport.logger.info("peer \(peer) connected from \(remote) (protocol version \(version)\(secured))")
         establishedPeer = peer
         transport.inboundEstablished(from: peer, context.channel)
@@ -303,7 +312,7 @@ final class PeerInboundHandler: ChannelInboundHandler {
         }
         // A frame that does not decode (garbage, oversized, truncated, another version) ends
         // this connection only; the node and its other connections are unaffected.
-        refuse(context: context, "\(error)")
+        refuse(context: context, peerConnectionErrorText(error))
     }
 }
 

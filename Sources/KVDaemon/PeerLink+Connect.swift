@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import RaftCore
 
 extension PeerLink {
@@ -17,6 +18,7 @@ extension PeerLink {
         let frameBytesMax = settings.peerFrameBytesMax
         let handshake = PeerHandshake(clusterID: clusterID, sender: selfID, receiver: peer.id, nonce: PeerSecret.nonce())
         let timeout = TimeAmount.milliseconds(Int64(settings.peerConnectTimeoutMillis))
+        let tls = self.tls
         ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -24,6 +26,9 @@ extension PeerLink {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
+                    // No server name: the certificate is checked against the membership once the
+                    // peer handshake names the node (PeerTLS.identityProblem).
+                    if let tls { try sync.addHandler(try NIOSSLClientHandler(context: tls.client, serverHostname: nil)) }
                     try sync.addHandler(ByteToMessageHandler(PeerFrameDecoder(frameBytesMax: frameBytesMax)))
                     try sync.addHandler(MessageToByteHandler(PeerFrameEncoder()))
                     try sync.addHandler(
@@ -65,7 +70,7 @@ extension PeerLink {
             channel.close(promise: nil)
             return
         }
-        logger.info("connected to peer \(peer.id) at \(peer.peer) (protocol version \(version))")
+        logger.info("connected to peer \(peer.id) at \(peer.peer) (protocol version \(version)\(tls == nil ? "" : ", mutual TLS"))")
         if probing { startProbing(channel) }
         scheduleDrain()
     }

@@ -28,6 +28,8 @@ final class PeerLink: Sendable {
     let settings: ClusterSettings
     /// The cluster secret this node proves and demands in handshakes (nil: none).
     let secret: PeerSecret?
+    /// Mutual TLS for the connections this link dials (nil: plain TCP).
+    let tls: PeerTLS?
     let eventLoop: any EventLoop
     let logger: Logger
     let state: Mutex<State>
@@ -72,9 +74,10 @@ final class PeerLink: Sendable {
     }
 
     init(peer: ClusterNode, selfID: NodeID, clusterID: String, settings: ClusterSettings, eventLoop: any EventLoop,
-         logger: Logger, secret: PeerSecret? = nil, onUnreachable: @escaping @Sendable (NodeID) -> Void = { _ in },
+         logger: Logger, secret: PeerSecret? = nil, tls: PeerTLS? = nil, onUnreachable: @escaping @Sendable (NodeID) -> Void = { _ in },
          onStalled: @escaping @Sendable (NodeID) -> Void = { _ in }) {
         self.secret = secret
+        self.tls = tls
         self.onUnreachable = onUnreachable
         self.onStalled = onStalled
         self.peer = peer

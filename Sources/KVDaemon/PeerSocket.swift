@@ -1,8 +1,10 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import KVProtocol
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// Socket-level details of peer connections.
 enum PeerSocket {
@@ -25,8 +27,10 @@ enum PeerSocket {
     }
 
     /// Whether a connection error means the other end vanished (`ECONNRESET`, `EPIPE`): the
-    /// kernel of a killed process resets connections that still held unread data.
+    /// kernel of a killed process resets connections that still held unread data. Over TLS, a
+    /// connection closed without TLS's own goodbye (close_notify) is the same evidence.
     static func isAbruptEnd(_ error: any Error) -> Bool {
+        if let error = error as? NIOSSLError, case .uncleanShutdown = error { return true }
         guard let error = error as? IOError else { return false }
         return error.errnoCode == ECONNRESET || error.errnoCode == EPIPE
     }
@@ -40,6 +44,14 @@ enum PeerSocket {
         }
         return false
     }
+}
+
+/// One line for an error on a peer connection; a failed TLS handshake says what to check.
+func peerConnectionErrorText(_ error: any Error) -> String {
+    if let reason = tlsFailureReason(error) {
+        return "TLS handshake failed (\(reason)): both nodes need peer TLS on, with certificates that chain to each other's peer-tls-ca-file"
+    }
+    return "\(error)"
 }
 
 /// One line for a socket error: the system's own words for an `IOError` ("Address already in

@@ -5,6 +5,7 @@ import KVStore
 public import Logging
 public import NIOCore
 import NIOPosix
+import NIOSSL
 public import RaftCore
 public import ServiceLifecycle
 import Synchronization
@@ -38,6 +39,8 @@ public final class PeerTransport: Service, Sendable {
     let logger: Logger
     /// The cluster secret peers must prove in the handshake (nil: none; docs/SECURITY.md).
     let secret: PeerSecret?
+    /// Mutual TLS on every peer connection, both ways (nil: plain TCP; docs/SECURITY.md).
+    let tls: PeerTLS?
     private let group: any EventLoopGroup
     /// One outgoing link per other member. Starts as `config`'s nodes and follows the replicated
     /// members' addresses (`updatePeers`): a new member is dialled, a removed one dropped.
@@ -74,11 +77,13 @@ public final class PeerTransport: Service, Sendable {
     }
 
     /// A transport for node `selfID` of `config`; nothing happens on the network until `start`.
-    public init(config: ClusterConfig, selfID: NodeID, group: any EventLoopGroup, logger: Logger, secret: PeerSecret? = nil)
-        throws(PeerTransportError)
-    {
+    public init(
+        config: ClusterConfig, selfID: NodeID, group: any EventLoopGroup, logger: Logger, secret: PeerSecret? = nil,
+        tls: PeerTLS? = nil
+    ) throws(PeerTransportError) {
         guard config.node(selfID) != nil else { throw .unknownNode(selfID) }
         self.secret = secret
+        self.tls = tls
         self.config = config
         self.selfID = selfID
         self.settings = config.settings
@@ -98,7 +103,7 @@ public final class PeerTransport: Service, Sendable {
         let events = route
         return PeerLink(
             peer: node, selfID: selfID, clusterID: config.clusterID, settings: config.settings,
-            eventLoop: group.next(), logger: logger, secret: secret, onUnreachable: { events.forward(.unreachable($0)) },
+            eventLoop: group.next(), logger: logger, secret: secret, tls: tls, onUnreachable: { events.forward(.unreachable($0)) },
             onStalled: { events.forward(.stalled($0)) })
     }
 
@@ -110,9 +115,11 @@ public final class PeerTransport: Service, Sendable {
 
     /// Creates a transport and starts it: the convenient form for the daemon.
     public static func start(
-        config: ClusterConfig, selfID: NodeID, group: any EventLoopGroup, logger: Logger, secret: PeerSecret? = nil
+        config: ClusterConfig, selfID: NodeID, group: any EventLoopGroup, logger: Logger, secret: PeerSecret? = nil,
+        tls: PeerTLS? = nil
     ) async throws(PeerTransportError) -> PeerTransport {
-        let transport = try PeerTransport(config: config, selfID: selfID, group: group, logger: logger, secret: secret)
+        let transport = try PeerTransport(
+            config: config, selfID: selfID, group: group, logger: logger, secret: secret, tls: tls)
         try await transport.start()
         return transport
     }
@@ -122,6 +129,7 @@ public final class PeerTransport: Service, Sendable {
         guard let me = config.node(selfID) else { throw .unknownNode(selfID) }
         let address = me.peer
         let frameBytesMax = settings.peerFrameBytesMax
+        let tls = self.tls
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -130,6 +138,7 @@ public final class PeerTransport: Service, Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
+                    if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls.server)) }
                     let activity = ReceiveActivity()
                     try sync.addHandler(activity)
                     try sync.addHandler(ByteToMessageHandler(PeerFrameDecoder(frameBytesMax: frameBytesMax)))

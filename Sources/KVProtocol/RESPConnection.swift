@@ -1,6 +1,7 @@
 import NIOCore
 import NIOPosix
 import NIOSSL
+import NIOTLS
 
 #if canImport(Glibc)
 import Glibc
@@ -100,6 +101,43 @@ final class RESPClientHandler: ChannelDuplexHandler {
     }
 }
 
+/// Completes `done` when the TLS handshake of a new connection ends: with success, or with the
+/// error that ended it (a certificate refused either way, the server closing, no answer within
+/// the connect timeout).
+final class TLSHandshakeWatcher: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    let done: EventLoopPromise<Void>
+    private let timeout: TimeAmount
+
+    init(done: EventLoopPromise<Void>, timeout: TimeAmount) {
+        self.done = done
+        self.timeout = timeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let done = done
+        let task = context.eventLoop.scheduleTask(in: timeout) { done.fail(ChannelError.connectTimeout(.zero)) }
+        done.futureResult.whenComplete { _ in task.cancel() }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSUserEvent, case .handshakeCompleted = event { done.succeed(()) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        done.fail(error)
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        done.fail(ChannelError.eof)
+        context.fireChannelInactive()
+    }
+}
+
 /// A short reason for a failed connect, e.g. `Connection refused`, instead of NIO's nested dump.
 func describeConnectError(_ error: any Error) -> String {
     if let connectionError = error as? NIOConnectionError {
@@ -115,6 +153,12 @@ func describeConnectError(_ error: any Error) -> String {
     }
     if case ChannelError.connectTimeout = error {
         return "connect timed out"
+    }
+    if case ChannelError.eof = error {
+        return "the server closed the connection"
+    }
+    if let reason = tlsFailureReason(error) {
+        return reason
     }
     return "\(error)"
 }
@@ -132,27 +176,35 @@ struct RESPConnection: Sendable {
         timeout: Duration,
         tls: NIOSSLContext? = nil
     ) async throws(KVClientError) -> RESPConnection {
-        // SNI and hostname checks take a name; an IP address is checked against the
-        // certificate's IP addresses instead.
-        let serverName = endpoint.host.contains(where: { $0.isLetter }) && !endpoint.host.contains(":") ? endpoint.host : nil
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(TimeAmount(timeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls {
-                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                        try TLSClient.addHandlers(
+                            to: channel.pipeline.syncOperations, context: tls, host: endpoint.host, timeout: TimeAmount(timeout))
                     }
                     try channel.pipeline.syncOperations.addHandlers(
                         ByteToMessageHandler(RESPReplyDecoder(limits: limits)), RESPClientHandler())
                 }
             }
+        let channel: any Channel
         do {
-            let channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port).get()
-            return RESPConnection(endpoint: endpoint, channel: channel)
+            channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port).get()
         } catch {
             throw KVClientError(.unreachable, "cannot connect: \(describeConnectError(error))", endpoint: endpoint)
         }
+        // Over TLS, a connection is ready once its handshake succeeded: a refused certificate
+        // is a definite failure to connect (nothing was sent), not a request lost after sending.
+        if tls != nil {
+            do {
+                try await TLSClient.handshake(on: channel)
+            } catch {
+                throw KVClientError(.unreachable, error.description, endpoint: endpoint)
+            }
+        }
+        return RESPConnection(endpoint: endpoint, channel: channel)
     }
 
     /// Sends one request and waits for its reply until `deadline`. Failures after the request

@@ -127,6 +127,9 @@ enum ClusterConfigFile {
             let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
             guard words.first == "node" else { continue }
             guard words.count >= 2, let client = words.first(where: { $0.hasPrefix(key) }) else {
+                if !tls, words.contains(where: { $0.hasPrefix("client-tls=") }) {
+                    throw CLIError("\(path):\(number + 1): this node serves clients over TLS only (client-tls=): give --tls and --cacert FILE", status: 64)
+                }
                 throw CLIError("\(path):\(number + 1): node line without \(key)host:port")
             }
             guard let endpoint = KVEndpoint(client.dropFirst(key.count)) else {

@@ -214,8 +214,8 @@ import Testing
         // Refused: no client certificate, a server checked against the wrong CA, plain text.
         let noCertificate = try await runCommand(cli, ["--tls", "--cacert", "\(f)/ca.pem", "-p", tlsPort, "GET", "greeting"])
         #expect(noCertificate.output != "hello", "\(noCertificate)")
-        let wrongCA = try await cluster.kvctl(["--tls", "--cacert", "\(f)/client.pem", "--cert", "\(f)/client.pem", "--key", "\(f)/client.key", "--timeout", "2", "get", "greeting"])
-        #expect(wrongCA.status != 0, "\(wrongCA)")
+        let wrongCA = try await cluster.kvctl(["--tls", "--cacert", "\(f)/client.pem", "--cert", "\(f)/client.pem", "--key", "\(f)/client.key", "get", "greeting", "--timeout", "2"])
+        #expect(wrongCA.status != 0 && wrongCA.stderr.contains("TLS handshake failed"), "\(wrongCA)")
         let port = cluster.node(follower).tlsPort ?? 0
         let plain = try await offload { () -> Reply? in
             let connection = try RawConnection(port: port, timeout: .seconds(3))
@@ -226,6 +226,75 @@ import Testing
         #expect(plain != .simple("PONG"), "a plain-text client gets no answer on the TLS port: \(String(describing: plain))")
         // The plain port still works beside it (a migration keeps both).
         #expect(try await cluster.kvctl(["get", "greeting"]).output == "hello")
+    }
+
+    @Test("a TLS-only cluster: peers speak mutual TLS, clients only TLS; kvctl and redis-cli run the walkthrough; a peer certificate for another host never joins")
+    func tlsOnly() async throws {
+        let f = Self.fixtures
+        let settings: KeyValuePairs<String, String> = [
+            "heartbeat-ms": "25", "election-timeout-ms": "250", "request-timeout-ms": "5000",
+            "tls-cert-file": "\(f)/server.pem", "tls-key-file": "\(f)/server.key",
+            "peer-tls-cert-file": "\(f)/peer.pem", "peer-tls-key-file": "\(f)/peer.key", "peer-tls-ca-file": "\(f)/ca.pem",
+        ]
+        let cluster = try Cluster(size: 3, settings: settings, joiners: 1, tls: true, plainClients: false)
+        defer { cluster.shutdown() }
+        // The joiner's certificate is signed by the same CA but made for another host.
+        let join = readFile(cluster.joinConfigPath).replacingOccurrences(of: "\(f)/peer.", with: "\(f)/peer-elsewhere.")
+        try writeFile(cluster.joinConfigPath, join)
+        try cluster.startAll()
+        let tlsFlags = ["--tls", "--cacert", "\(f)/ca.pem"]
+
+        // The walkthrough with kvctl: a write once a leader is elected (over mutual TLS), a read,
+        // a lock, the status of every node.
+        try await eventually("a write through kvctl over TLS", timeout: .seconds(20), diagnostics: { cluster.diagnostics() }) {
+            (try? await cluster.kvctl(tlsFlags + ["put", "greeting", "hello", "--timeout", "2"]).status) == 0
+        }
+        #expect(try await cluster.kvctl(tlsFlags + ["get", "greeting"]).output == "hello")
+        let lock = try await cluster.kvctl(tlsFlags + ["lock", "deploy", "--", "true"])
+        #expect(lock.status == 0, "\(lock)")
+        let status = try await cluster.kvctl(tlsFlags + ["status"])
+        #expect(status.status == 0 && status.output.contains("leader"), "\(status)")
+        for id in cluster.ids {
+            #expect(readFile(cluster.node(id).logPath).contains("mutual TLS"), "node \(id) logs its peers' TLS")
+            #expect(!readFile(cluster.node(id).logPath).contains("serving clients\""), "no plain client listener")
+        }
+
+        // redis-cli at every node (followers forward writes over peer TLS).
+        let cli = try Tools.redisCLI()
+        for id in cluster.ids {
+            let port = String(cluster.node(id).tlsPort ?? 0)
+            let set = try await runCommand(cli, ["--tls", "--cacert", "\(f)/ca.pem", "-p", port, "SET", "via-\(id)", "tls"])
+            #expect(set.output == "OK", "\(set)")
+            let get = try await runCommand(cli, ["--tls", "--cacert", "\(f)/ca.pem", "-p", port, "GET", "greeting"])
+            #expect(get.output == "hello", "\(get)")
+        }
+
+        // Plain text: kvctl says what to give; a raw client gets no answer.
+        let plainKvctl = try await cluster.kvctl(["get", "greeting"])
+        #expect(plainKvctl.status == 64 && plainKvctl.stderr.contains("serves clients over TLS only"), "\(plainKvctl)")
+        let port = cluster.node(1).tlsPort ?? 0
+        let plain = try await offload { () -> Reply? in
+            let connection = try RawConnection(port: port, timeout: .seconds(3))
+            defer { connection.close() }
+            _ = connection.send("PING\r\n")
+            return try? connection.readReply()
+        }
+        #expect(plain != .simple("PONG"), "\(String(describing: plain))")
+
+        // A joiner whose certificate names another host is added but never let in.
+        try cluster.startJoining(4)
+        let four = cluster.node(4)
+        let add = try await cluster.kvctl(
+            tlsFlags + ["member", "add", "4", "--peer", "127.0.0.1:\(four.peerPort)", "--client", "127.0.0.1:\(four.tlsPort ?? 0)"])
+        #expect(add.status == 0, "\(add)")
+        try await eventually("both sides to log the certificate for another host", timeout: .seconds(20), diagnostics: { cluster.diagnostics() }) {
+            readFile(four.logPath).contains("does not name its peer host 127.0.0.1")
+                && cluster.ids.contains { readFile(cluster.node($0).logPath).contains("does not name its peer host 127.0.0.1") }
+        }
+        #expect(try await cluster.kvctl(tlsFlags + ["put", "k", "still-serving"]).status == 0)
+        let promote = try await cluster.kvctl(tlsFlags + ["member", "promote", "4"])
+        #expect(promote.status != 0 && promote.stderr.contains("has not caught up"), "\(promote)")
+        #expect(!readFile(four.logPath).contains("snapshot installed"), "node 4 received no state")
     }
 }
 

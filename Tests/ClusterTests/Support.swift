@@ -277,14 +277,16 @@ final class Cluster: @unchecked Sendable {
     private var children: [Int: Child] = [:]
     private var clients: [Child] = []
 
-    /// `size` bootstrap members in `configPath`, and `joiners` more nodes (ids after them) that
-    /// only `joinConfigPath` lists, for `startJoining`.
     /// `AUTH` arguments sent before each `INFO` the helpers send, for clusters with users.
     let infoAuth: String?
 
+    /// `size` bootstrap members in `configPath`, and `joiners` more nodes (ids after them) that
+    /// only `joinConfigPath` lists, for `startJoining`. With `tls`, each node also has a
+    /// `client-tls=` address (`Node.tlsPort`); without `plainClients`, only that one.
+
     init(
         size: Int, clusterID: String = "ctest", settings: KeyValuePairs<String, String> = Cluster.fastSettings, joiners: Int = 0,
-        infoAuth: String? = nil, tls: Bool = false
+        infoAuth: String? = nil, tls: Bool = false, plainClients: Bool = true
     ) throws {
         self.infoAuth = infoAuth
         try Tools.requireBinaries()
@@ -310,7 +312,8 @@ final class Cluster: @unchecked Sendable {
         }
         electionTimeout = .milliseconds(electionMillis)
         let nodeLines = nodes.map { node in
-            "node \(node.id) peer=127.0.0.1:\(node.peerPort) client=127.0.0.1:\(node.clientPort)"
+            "node \(node.id) peer=127.0.0.1:\(node.peerPort)"
+                + (plainClients ? " client=127.0.0.1:\(node.clientPort)" : "")
                 + (node.tlsPort.map { " client-tls=127.0.0.1:\($0)" } ?? "")
         }
         try writeFile(configPath, (lines + nodeLines.prefix(size)).joined(separator: "\n") + "\n")

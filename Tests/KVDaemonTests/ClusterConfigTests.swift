@@ -40,6 +40,15 @@ func repositoryRoot(_ file: String = #filePath) -> String {
         #expect(derived.settings.leaseMinTTLMillis == 1600)
     }
 
+    @Test("a node line with client-tls= and no client= serves clients over TLS only, at that address")
+    func tlsOnlyNode() throws {
+        let config = try ClusterConfig.parse(
+            "node 1 peer=h:1 client-tls=h:2\nnode 2 peer=h:3 client=h:4 client-tls=h:5\n", file: "cluster.conf")
+        let one = try #require(config.node(1)), two = try #require(config.node(2))
+        #expect(one.client == HostPort(host: "h", port: 2) && one.clientTLS == one.client && !one.servesPlainClients)
+        #expect(two.client == HostPort(host: "h", port: 4) && two.clientTLS == HostPort(host: "h", port: 5) && two.servesPlainClients)
+    }
+
     @Test("comments, blank lines, tabs and CRLF line ends are accepted; nodes come back sorted by id")
     func layout() throws {
         let text = "# header\r\n\r\ncluster-id  demo   # trailing comment\r\n\tnode 9 client=h:2 peer=h:1\r\nnode 4 peer=[::1]:3 client=h:4\r\n"
@@ -182,7 +191,7 @@ func repositoryRoot(_ file: String = #filePath) -> String {
             ("node 1 peer=h:1 client=h:2 h:3", "cluster.conf:1: expected key=host:port, found 'h:3'"),
             ("node 1 peer=h:1 peer=h:3 client=h:2", "cluster.conf:1: duplicate 'peer' address for node 1"),
             ("node 1 client=h:2", "cluster.conf:1: node 1 needs a peer=host:port address"),
-            ("node 1 peer=h:2", "cluster.conf:1: node 1 needs a client=host:port address"),
+            ("node 1 peer=h:2", "cluster.conf:1: node 1 needs a client=host:port address (or client-tls=host:port, to serve clients over TLS only)"),
             ("# nothing\ncluster-id demo\n", "cluster.conf: defines no nodes (expected lines 'node <id> peer=host:port client=host:port')"),
         ])
     func errors(text: String, expected: String) {

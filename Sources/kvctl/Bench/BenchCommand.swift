@@ -88,6 +88,7 @@ struct Bench: AsyncParsableCommand {
         do {
             plan = try BenchPlan.validated(rawOptions, endpoints: try cluster.resolveNodes().map(\.endpoint))
             plan.credentials = try cluster.credentials()
+            plan.tls = try cluster.tlsContext()
         } catch let error as BenchError {
             throw CLIError(error.description, status: 64)
         }

@@ -1,6 +1,7 @@
 import KVProtocol
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 #if canImport(Glibc)
 import Glibc
@@ -115,6 +116,7 @@ struct BenchConnection: Sendable {
         to endpoint: KVEndpoint,
         timeout: Duration,
         credentials: ClientCredentials? = nil,
+        tls: NIOSSLContext? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws(BenchError) -> BenchConnection {
         let bootstrap = ClientBootstrap(group: group)
@@ -122,6 +124,10 @@ struct BenchConnection: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try TLSClient.addHandlers(
+                            to: channel.pipeline.syncOperations, context: tls, host: endpoint.host, timeout: TimeAmount(timeout))
+                    }
                     try channel.pipeline.syncOperations.addHandlers(
                         ByteToMessageHandler(RESPReplyDecoder()), BenchPipelineHandler())
                 }
@@ -132,6 +138,13 @@ struct BenchConnection: Sendable {
             connection = BenchConnection(endpoint: endpoint, channel: channel)
         } catch {
             throw .unreachable("cannot connect to \(endpoint): \(Self.reason(error))")
+        }
+        if tls != nil {
+            do {
+                try await TLSClient.handshake(on: connection.channel)
+            } catch {
+                throw .unreachable("\(endpoint): \(error)")
+            }
         }
         if let credentials {
             switch await connection.send([credentials.authRequest], timeout: timeout).first {

@@ -1,4 +1,5 @@
 import KVProtocol
+import NIOSSL
 
 /// Every limit `kvctl bench` enforces on its options, by name.
 enum BenchLimits {
@@ -75,6 +76,8 @@ struct BenchPlan: Sendable {
     var connectTimeout: Duration
     /// `AUTH` sent first on every connection, when the server needs it.
     var credentials: ClientCredentials? = nil
+    /// With `--tls`: the TLS context every connection uses.
+    var tls: NIOSSLContext? = nil
 
     var isSweep: Bool { clientLevels.count > 1 }
 }

@@ -93,7 +93,7 @@ struct BenchRunner {
             for index in 0..<count {
                 group.addTask {
                     do {
-                        return (index, .success(try await BenchConnection.connect(to: target, timeout: plan.connectTimeout, credentials: plan.credentials)))
+                        return (index, .success(try await BenchConnection.connect(to: target, timeout: plan.connectTimeout, credentials: plan.credentials, tls: plan.tls)))
                     } catch {
                         return (index, .failure(error as? BenchError ?? .unreachable("\(error)")))
                     }

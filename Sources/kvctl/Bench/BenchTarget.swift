@@ -17,7 +17,7 @@ enum BenchTarget {
             for endpoint in plan.endpoints {
                 let connection: BenchConnection
                 do {
-                    connection = try await BenchConnection.connect(to: endpoint, timeout: plan.connectTimeout, credentials: plan.credentials)
+                    connection = try await BenchConnection.connect(to: endpoint, timeout: plan.connectTimeout, credentials: plan.credentials, tls: plan.tls)
                 } catch {
                     lastProblem = error.description
                     continue
@@ -50,7 +50,7 @@ enum BenchTarget {
         case .cas: probe = ["CAS", plan.keyPrefix + "probe", "expected", "new"]
         case .lock: probe = ["LEASE", "GRANT", String(plan.leaseTTLSeconds)]
         }
-        let connection = try await BenchConnection.connect(to: endpoint, timeout: plan.connectTimeout, credentials: plan.credentials)
+        let connection = try await BenchConnection.connect(to: endpoint, timeout: plan.connectTimeout, credentials: plan.credentials, tls: plan.tls)
         defer { connection.close() }
         switch await connection.send(probe.map { Array($0.utf8) }, timeout: plan.requestTimeout) {
         case .success(let reply):
