@@ -230,7 +230,7 @@ final class PeerInboundHandler: ChannelInboundHandler {
         case (.established(_, let version), .probe(let sequence)) where version >= PeerWire.probeVersion:
             context.writeAndFlush(wrapOutboundOut(.probeAnswer(sequence)), promise: nil)
         case (_, .refusal(let reason)):
-            transport.logger.warning("peer connection from \(remote) closed by the other side: \(reason)")
+            transport.logOnce(reason, "peer connection from \(remote) closed by the other side: \(reason)")
             deliberate = true
             state = .closing
             context.close(promise: nil)

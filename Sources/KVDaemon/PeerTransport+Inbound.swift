@@ -55,8 +55,30 @@ extension PeerTransport {
     /// Counts and logs a refused or dropped inbound connection.
     func refusedConnection(from remote: String, reason: String) {
         state.withLock { $0.counters.connectionsRefused += 1 }
-        logger.warning("refused peer connection from \(remote): \(reason)")
+        logOnce(reason, "refused peer connection from \(remote): \(reason)")
     }
+
+    /// Logs `message` as a warning when `reason` comes up, and at debug level while it repeats
+    /// within `repeatedReasonQuiet`: a refused node redials every few hundred milliseconds.
+    func logOnce(_ reason: String, _ message: String) {
+        let now = NIODeadline.now()
+        let isNew = state.withLock { state -> Bool in
+            if let last = state.loggedReasons[reason], now - last < Self.repeatedReasonQuiet { return false }
+            if state.loggedReasons.count >= Self.loggedReasonsMax { state.loggedReasons.removeAll() }
+            state.loggedReasons[reason] = now
+            return true
+        }
+        if isNew {
+            logger.warning("\(message)")
+        } else {
+            logger.debug("\(message)")
+        }
+    }
+
+    /// Distinct refusal reasons remembered for `logOnce` before it starts over.
+    static let loggedReasonsMax = 256
+    /// How long a repeated refusal reason stays at debug level before it is a warning again.
+    static let repeatedReasonQuiet = TimeAmount.seconds(60)
 
     /// Registers an accepted connection so `shutdown` can close it; false if the transport is
     /// stopping or already holds the most inbound connections it accepts.

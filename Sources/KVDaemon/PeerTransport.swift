@@ -74,6 +74,8 @@ public final class PeerTransport: Service, Sendable {
         var replaced: Set<ObjectIdentifier> = []
         var stopped = false
         var counters = PeerTransportCounters()
+        /// Refusal reasons logged as warnings, and when (`logOnce`).
+        var loggedReasons: [String: NIODeadline] = [:]
     }
 
     /// A transport for node `selfID` of `config`; nothing happens on the network until `start`.
