@@ -254,6 +254,8 @@ import Testing
         #expect(lock.status == 0, "\(lock)")
         let status = try await cluster.kvctl(tlsFlags + ["status"])
         #expect(status.status == 0 && status.output.contains("leader"), "\(status)")
+        let bench = try await cluster.kvctl(tlsFlags + ["bench", "put", "--clients", "4", "--requests", "200", "--warmup", "0"])
+        #expect(bench.status == 0 && bench.output.contains("p99"), "\(bench)")
         for id in cluster.ids {
             #expect(readFile(cluster.node(id).logPath).contains("mutual TLS"), "node \(id) logs its peers' TLS")
             #expect(!readFile(cluster.node(id).logPath).contains("serving clients\""), "no plain client listener")
