@@ -15,6 +15,10 @@ import Synchronization
 /// - Each failure from a host delays that host's next answers, up to `failureDelayMax`; a success
 ///   clears it. Failures are counted (`kvd_auth_failures_total`) and logged with the user name
 ///   and the client's address, never the password.
+/// - `reload` replaces the users (kvd does on `SIGHUP`): the next `AUTH` checks the new
+///   passwords, and each authenticated connection finds its user again by name before its next
+///   command (`current`), so changed permissions apply at once and a removed user's connections
+///   must authenticate again.
 final class Authenticator: Sendable {
     /// The delay added per recent failure from one host, and its cap.
     static let failureDelayStep = TimeAmount.milliseconds(200)
@@ -29,7 +33,11 @@ final class Authenticator: Sendable {
         case refused
     }
 
-    let users: UserDirectory
+    private let directory: Mutex<UserDirectory>
+    /// Whether any user is defined (read on every command, so not behind the mutex).
+    private let enabled: Atomic<Bool>
+    /// Bumped by every `reload`; connections compare it to find their user again.
+    private let generationCounter = Atomic<UInt64>(0)
     private let metrics: DaemonMetrics
     private let logger: Logger
     private let pool: NIOThreadPool
@@ -37,34 +45,57 @@ final class Authenticator: Sendable {
     private let cacheKey: [UInt8]
     private let verified = Mutex<Set<[UInt8]>>([])
     private let failures = Mutex<[String: Int]>([:])
-    /// Checked for unknown users, so they cost what a known one does.
-    private let dummy: PasswordHash?
+    /// Checked for unknown users, so they cost what a known one does (made on first need).
+    private let dummy = Mutex<PasswordHash?>(nil)
 
     init(users: UserDirectory, metrics: DaemonMetrics, logger: Logger, pool: NIOThreadPool = .singleton) {
-        self.users = users
+        directory = Mutex(users)
+        enabled = Atomic(users.isEnabled)
         self.metrics = metrics
         self.logger = logger
         self.pool = pool
         var generator = SystemRandomNumberGenerator()
         cacheKey = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        dummy = users.isEnabled ? try? PasswordHash.make(password: cacheKey) : nil
+        if users.isEnabled { dummy.withLock { $0 = try? PasswordHash.make(password: cacheKey) } }
     }
 
-    var isEnabled: Bool { users.isEnabled }
+    var isEnabled: Bool { enabled.load(ordering: .relaxed) }
+
+    /// The users now.
+    var users: UserDirectory { directory.withLock { $0 } }
+
+    /// Changes with every `reload`.
+    var generation: UInt64 { generationCounter.load(ordering: .acquiring) }
+
+    /// `name` as the users are now (nil: removed by a reload), for a connection whose
+    /// `generation` is older than the current one.
+    func current(named name: String) -> User? { directory.withLock { $0.user(named: name) } }
+
+    /// Replaces the users. Remembered pairs are forgotten: a password may have changed.
+    func reload(_ users: UserDirectory) {
+        if users.isEnabled, dummy.withLock({ $0 == nil }) {
+            let made = try? PasswordHash.make(password: cacheKey)
+            dummy.withLock { $0 = made }
+        }
+        directory.withLock { $0 = users }
+        verified.withLock { $0.removeAll() }
+        enabled.store(users.isEnabled, ordering: .relaxed)
+        generationCounter.add(1, ordering: .releasing)
+    }
 
     /// Checks `password` for `userName` from `host`; the future completes on `eventLoop` after the
     /// host's failure delay.
     func authenticate(
         user userName: String, password: [UInt8], host: String, on eventLoop: any EventLoop
     ) -> EventLoopFuture<Outcome> {
-        let user = users.user(named: userName)
+        let user = current(named: userName)
         let pairKey = HMACSHA256.authenticate(Array(userName.utf8) + [0] + password, key: cacheKey)
         let remembered = user != nil && verified.withLock { $0.contains(pairKey) }
         let check: EventLoopFuture<Bool>
         if remembered {
             check = eventLoop.makeSucceededFuture(true)
         } else {
-            let hash = user?.passwordHash ?? dummy
+            let hash = user?.passwordHash ?? dummy.withLock { $0 }
             check = pool.runIfActive(eventLoop: eventLoop) { hash?.matches(password) == true && user != nil }
         }
         let delay = failureDelay(host)

@@ -114,8 +114,10 @@ final class ClientConnection: ChannelDuplexHandler {
     /// Keys watched since the last `EXEC`, `DISCARD` or `UNWATCH`, with the modification index
     /// each had when watched (the first `WATCH` of a key counts).
     private var watched: [WatchedKey] = []
-    /// The user this connection authenticated as (nil: none yet, or authentication is off).
+    /// The user this connection authenticated as (nil: none yet, or authentication is off), as
+    /// the users were at `userGeneration` (see `Authenticator.reload`).
     private var user: User?
+    private var userGeneration: UInt64 = 0
     /// An `AUTH` is being checked: later requests wait, since what they may do depends on it.
     private var authPending = false
     /// Closes the connection if the request begun is not complete in time (slow clients hold a
@@ -429,11 +431,22 @@ final class ClientConnection: ChannelDuplexHandler {
     /// Whether `command` may run before the connection has authenticated: only the handshake,
     /// `AUTH`, `QUIT` and `RESET` (nil: a request that did not parse).
     private func mayRunUnauthenticated(_ command: ClientCommand?) -> Bool {
+        refreshUser()
         guard shared.authenticator.isEnabled, user == nil else { return true }
         switch command {
         case .connection(.auth)?, .connection(.hello(_, _, _?))?, .connection(.reset)?, .quit?: return true
         default: return false
         }
+    }
+
+    /// After the users were reloaded: this connection's user as defined now (its permissions may
+    /// have changed); a user that was removed must authenticate again.
+    private func refreshUser() {
+        guard let current = user else { return }
+        let generation = shared.authenticator.generation
+        guard generation != userGeneration else { return }
+        userGeneration = generation
+        user = shared.authenticator.current(named: current.name)
     }
 
     /// `-NOAUTH` before authentication, `-NOPERM` for what the user may not do; nil if allowed.
@@ -462,6 +475,8 @@ final class ClientConnection: ChannelDuplexHandler {
         guard let context, let bound else { return }
         authPending = true
         let host = context.channel.remoteAddress?.ipAddress ?? "unknown"
+        // The users as of now: a reload while the password is checked makes the user found again.
+        let generation = shared.authenticator.generation
         shared.authenticator.authenticate(
             user: credentials.user, password: credentials.password, host: host, on: context.eventLoop
         ).whenComplete { result in
@@ -469,6 +484,7 @@ final class ClientConnection: ChannelDuplexHandler {
             connection.authPending = false
             if case .success(.accepted(let user)) = result {
                 connection.user = user
+                connection.userGeneration = generation
                 let reply = hello.map { connection.answer(.hello(version: $0.version, clientName: $0.clientName, credentials: nil)) }
                 connection.complete(sequence, with: reply ?? .ok)
             } else {

@@ -36,23 +36,26 @@ public struct ClientServer: Service {
     /// configured.
     let servers: [any Channel]
     let connections: ClientChannels
+    /// Checks passwords; `Daemon.reloadUsers` replaces its users.
+    let authenticator: Authenticator
     let logger: Logger
 
-    /// Binds the client addresses now (`host:port` is the plain one), so that a port in use fails the start with a clear error
-    /// before any service runs.
+    /// Binds the client addresses now (`host:port` is the plain one), so that a port in use fails
+    /// the start with a clear error before any service runs.
     public static func bind(
         host: String, port: Int, limits: Limits, loop: RaftLoopHandle, group: any EventLoopGroup,
         metrics: DaemonMetrics, logger: Logger
     ) async throws -> ClientServer {
         let request = limits.request
         let connections = ClientChannels()
+        let authenticator = Authenticator(users: limits.users, metrics: metrics, logger: logger)
         let shared = ClientConnection.Shared(
             loop: loop, metrics: metrics, pipelineRequestsMax: limits.pipelineRequestsMax,
             connectionsMax: limits.connectionsMax, connections: connections, courier: loop.courier,
             settings: limits.settings,
             partialRequestTimeout: .milliseconds(Int64(limits.partialRequestTimeoutMillis)), replyBytesMax: limits.replyBytesMax,
             tlsAddresses: limits.tlsAddresses,
-            authenticator: Authenticator(users: limits.users, metrics: metrics, logger: logger))
+            authenticator: authenticator)
         func listen(_ host: String, _ port: Int, tls: NIOSSLContext?) async throws -> any Channel {
             try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -82,7 +85,7 @@ public struct ClientServer: Service {
             }
             logger.info("serving clients over TLS", metadata: ["address": "\(tls.address)"])
         }
-        return ClientServer(servers: servers, connections: connections, logger: logger)
+        return ClientServer(servers: servers, connections: connections, authenticator: authenticator, logger: logger)
     }
 
     /// The address the server listens on (useful when bound to port 0).

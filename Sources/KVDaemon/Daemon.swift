@@ -8,6 +8,7 @@ import NIOSSL
 import Prometheus
 import RaftCore
 import ServiceLifecycle
+import UnixSignals
 
 #if canImport(Glibc)
 import Glibc
@@ -108,6 +109,13 @@ public enum Daemon {
             }
         }
         defer { sampler.cancel() }
+        let authenticator = clientServer.authenticator
+        let reloader = Task {
+            for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                reloadUsers(configPath: options.configPath, into: authenticator, logger: logger)
+            }
+        }
+        defer { reloader.cancel() }
         logger.info("kvd starting", metadata: ["cluster": "\(config.clusterID)", "data": "\(directory.path)"])
         if options.join {
             logger.info(
@@ -221,6 +229,20 @@ public enum Daemon {
             throw DaemonError.startup(error.description)
         } catch {
             throw DaemonError.startup("cannot listen for clients on \(me.client): \(socketErrorText(error))")
+        }
+    }
+
+    /// `SIGHUP`: reads the users again (`requirepass` from the configuration file, and the
+    /// `users-file`) and puts them in place; a file that does not load leaves the old users in
+    /// place and says why. Other settings take a restart.
+    static func reloadUsers(configPath: String, into authenticator: Authenticator, logger: Logger) {
+        do {
+            let config = try ClusterConfig.load(path: configPath)
+            let users = try UserDirectory.load(settings: config.settings, configFile: configPath)
+            authenticator.reload(users)
+            logger.info("users reloaded on SIGHUP", metadata: ["users": "\(users.users.count)"])
+        } catch {
+            logger.error("users not reloaded on SIGHUP, the previous ones stay in place: \(error)")
         }
     }
 

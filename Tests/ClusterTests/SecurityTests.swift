@@ -140,6 +140,57 @@ import Testing
         #expect(!"\(shown)".contains("pbkdf2") && !Self.passwords.values.contains { "\(shown)".contains($0) }, "\(shown)")
     }
 
+    @Test("SIGHUP reloads the users: changed permissions apply to open connections, a removed user must authenticate again, a broken file keeps the old users")
+    func usersReload() async throws {
+        let settings: KeyValuePairs<String, String> = [
+            "heartbeat-ms": "25", "election-timeout-ms": "250", "request-timeout-ms": "5000", "users-file": "users.conf",
+        ]
+        let cluster = try Cluster(size: 1, settings: settings, infoAuth: "admin \(Self.passwords["admin"] ?? "")")
+        defer { cluster.shutdown() }
+        try Self.writeUsers(cluster)
+        try cluster.startAll()
+        try await cluster.waitForLeader()
+        let port = cluster.node(1).clientPort
+        let logPath = cluster.node(1).logPath
+        let usersPath = cluster.directory + "/users.conf"
+        let newcomerHash = try PasswordHash.make(password: Array("newcomer-password".utf8)).description
+        let readerHash = try PasswordHash.make(password: Array((Self.passwords["reader"] ?? "").utf8)).description
+        let node = try #require(cluster.child(1))
+        try await offload {
+            let app = try RawConnection(port: port), reader = try RawConnection(port: port)
+            defer { app.close(); reader.close() }
+            #expect(try app.roundTrip("AUTH app \(Self.passwords["app"] ?? "")\r\n") == .simple("OK"))
+            #expect(try reader.roundTrip("AUTH reader \(Self.passwords["reader"] ?? "")\r\n") == .simple("OK"))
+            #expect(try reader.roundTrip("SET app:x 1\r\n").isError(startingWith: "NOPERM"))
+
+            // app removed, reader may write now, a newcomer added.
+            try writeFile(usersPath, "user reader \(readerHash) +read +write ~*\nuser newcomer \(newcomerHash) +read ~*\n")
+            node.signal(SIGHUP)
+            try waitForLog(logPath, "users reloaded on SIGHUP")
+            #expect(try app.roundTrip("GET app:x\r\n") == .error("NOAUTH Authentication required."))
+            #expect(try reader.roundTrip("SET app:x 2\r\n") == .simple("OK"))
+            let newcomer = try RawConnection(port: port)
+            defer { newcomer.close() }
+            #expect(try newcomer.roundTrip("AUTH newcomer newcomer-password\r\n") == .simple("OK"))
+
+            // A broken file leaves the users in place.
+            try writeFile(usersPath, "user reader not-a-hash +all ~*\n")
+            node.signal(SIGHUP)
+            try waitForLog(logPath, "users not reloaded on SIGHUP")
+            #expect(try reader.roundTrip("SET app:x 3\r\n") == .simple("OK"))
+            #expect(try newcomer.roundTrip("GET app:x\r\n") == .bulk(Array("3".utf8)))
+        }
+    }
+
+    /// Waits (blocking, up to 10 s) until the log at `path` contains `text`.
+    func waitForLog(_ path: String, _ text: String) throws {
+        for _ in 0..<200 {
+            if readFile(path).contains(text) { return }
+            usleep(50_000)
+        }
+        throw TestFailure("no '\(text)' in \(path)")
+    }
+
     @Test("a cluster secret: members prove it and work; a node with another secret is never let in, and both sides log why")
     func peerSecret() async throws {
         let settings: KeyValuePairs<String, String> = [
