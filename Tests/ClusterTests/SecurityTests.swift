@@ -8,6 +8,11 @@ import Testing
 @Suite(.serialized) struct SecurityTests {
     static let passwords = ["admin": "admin-secret-1", "app": "app-secret-2", "reader": "reader-secret-3"]
 
+    /// Fast elections, and the users of `writeUsers`.
+    static let usersSettings: KeyValuePairs<String, String> = [
+        "heartbeat-ms": "25", "election-timeout-ms": "250", "request-timeout-ms": "5000", "users-file": "users.conf",
+    ]
+
     /// Writes `users.conf` beside the cluster's configuration (which names it relatively).
     static func writeUsers(_ cluster: Cluster) throws {
         func hash(_ user: String) throws -> String {
@@ -43,10 +48,7 @@ import Testing
 
     @Test("users: -NOAUTH before AUTH on every command, -WRONGPASS logged without the password, read-only and prefix-limited users held to their permissions")
     func usersAndPermissions() async throws {
-        let settings: KeyValuePairs<String, String> = [
-            "heartbeat-ms": "25", "election-timeout-ms": "250", "request-timeout-ms": "5000", "users-file": "users.conf",
-        ]
-        let cluster = try Cluster(size: 3, settings: settings, infoAuth: "admin \(Self.passwords["admin"] ?? "")")
+        let cluster = try Cluster(size: 3, settings: Self.usersSettings, infoAuth: "admin \(Self.passwords["admin"] ?? "")")
         defer { cluster.shutdown() }
         try Self.writeUsers(cluster)
         try cluster.startAll()
@@ -142,10 +144,7 @@ import Testing
 
     @Test("SIGHUP reloads the users: changed permissions apply to open connections, a removed user must authenticate again, a broken file keeps the old users")
     func usersReload() async throws {
-        let settings: KeyValuePairs<String, String> = [
-            "heartbeat-ms": "25", "election-timeout-ms": "250", "request-timeout-ms": "5000", "users-file": "users.conf",
-        ]
-        let cluster = try Cluster(size: 1, settings: settings, infoAuth: "admin \(Self.passwords["admin"] ?? "")")
+        let cluster = try Cluster(size: 1, settings: Self.usersSettings, infoAuth: "admin \(Self.passwords["admin"] ?? "")")
         defer { cluster.shutdown() }
         try Self.writeUsers(cluster)
         try cluster.startAll()
