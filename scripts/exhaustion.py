@@ -205,6 +205,25 @@ async def never_reads(port, seconds, value_kib):
     return {"request_bytes_sent": sent, "closed_by_node": closed}
 
 
+async def huge_replies(port, keys):
+    """One MGET naming a 1 MiB value `keys` times (a reply of `keys` MiB if built), then a LIST of
+    100 such values under one prefix, inside the request limit."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    value = b"v" * (1 << 20)
+    for i in range(100):
+        writer.write(resp("SET", f"huge:{i:03}", value))
+    await writer.drain()
+    for _ in range(100):
+        await read_reply(reader)
+    writer.write(resp("MGET", *(["huge:000"] * keys)))
+    writer.write(resp("LIST", "huge:", "LIMIT", "100"))
+    await writer.drain()
+    mget = await asyncio.wait_for(read_reply(reader), 60)
+    listing = await asyncio.wait_for(read_reply(reader), 60)
+    writer.close()
+    return {"mget_keys": keys, "mget": str(mget)[:120], "list": str(listing)[:120]}
+
+
 async def lease_flood(port, leases, connections):
     """`leases` LEASE GRANT requests, pipelined on `connections` connections."""
     granted, refused, sample = 0, 0, ""
@@ -298,6 +317,8 @@ async def main():
     rows.append((await measure("multibulk header of 2^31 arguments", args.port, args.pid, huge_multibulk(args.port)))[0])
     rows.append((await measure("a client that never reads (GET of 512 KiB, pipelined)", args.port, args.pid,
                                never_reads(args.port, 20 // (scale // 5 or 1), 512)))[0])
+    rows.append((await measure("huge replies: MGET of a 1 MiB value x 200,000, LIST of 100 MiB", args.port, args.pid,
+                               huge_replies(args.port, 200_000 // scale)))[0])
     row, lease_ids = await measure("lease grant flood: 100,000 LEASE GRANT", args.port, args.pid,
                                    lease_flood(args.port, 100_000 // scale, 20))
     rows.append(row)

@@ -84,6 +84,7 @@ public struct ClusterConfig: Hashable, Sendable {
         limits.sessionsMax = settings.sessionsMax
         limits.sessionTimeoutMillis = UInt64(settings.sessionTimeoutMillis)
         limits.listLimitMax = settings.listKeysMax
+        limits.replyBytesMax = settings.clientReplyBytesMax
         return limits
     }
 

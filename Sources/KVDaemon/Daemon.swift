@@ -110,9 +110,9 @@ public enum Daemon {
         }
         defer { sampler.cancel() }
         let authenticator = clientServer.authenticator
-        let reloader = Task {
+        let reloader = Task { [configPath = options.configPath, logger] in
             for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                reloadUsers(configPath: options.configPath, into: authenticator, logger: logger)
+                reloadUsers(configPath: configPath, into: authenticator, logger: logger)
             }
         }
         defer { reloader.cancel() }

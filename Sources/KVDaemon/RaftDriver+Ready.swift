@@ -222,7 +222,10 @@ extension RaftDriver {
                     .integer(Int64(clamping: record.modIndex)), .integer(Int64(clamping: record.leaseID ?? 0)),
                 ])
             case .list(let prefix, let limit):
-                return .array(try machine.list(prefix: prefix, limit: limit).flatMap { [Reply.bulk($0.key), .bulk($0.record.value)] })
+                guard let rows = try machine.listReply(prefix: prefix, limit: limit) else {
+                    return .err(KVStateMachine.replyTooLarge("LIST", machine.limits.replyBytesMax).description + " (LIMIT)")
+                }
+                return .array(rows.flatMap { [Reply.bulk($0.key), .bulk($0.record.value)] })
             case .scan(let after, let pattern, let count, let type):
                 return try scan(after: after, pattern: pattern, count: count, type: type)
             case .keys(let pattern): return try keys(matching: pattern)

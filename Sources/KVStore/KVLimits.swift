@@ -19,6 +19,10 @@ public struct KVLimits: Hashable, Sendable {
     public var sessionTimeoutMillis: UInt64 = 10 * 60 * 1000
     /// Most keys one prefix listing returns.
     public var listLimitMax = 10_000
+    /// Most bytes of keys and values one read's reply carries (`MGET`, `LIST`, the reads of one
+    /// transaction): a larger reply is refused as it is being built, so one command cannot make
+    /// the node hold more than this for it.
+    public var replyBytesMax = 64 << 20
     /// Most keys `FLUSHALL` deletes in one entry (applying it holds the Raft loop: about 1 µs a key).
     public var flushKeysMax = 1_000_000
 

@@ -62,8 +62,19 @@ extension KVStateMachine {
 
     /// Keys starting with `prefix` in byte order, at most `limit` (capped by `listLimitMax`).
     public func list(prefix: [UInt8], limit: Int) throws(StorageError) -> [(key: [UInt8], record: Record)] {
+        try list(prefix: prefix, limit: limit, bytesMax: Int.max) ?? []
+    }
+
+    /// `list` for a client's reply: nil if its keys and values would carry more than
+    /// `replyBytesMax` bytes (rows past that point are not kept).
+    public func listReply(prefix: [UInt8], limit: Int) throws(StorageError) -> [(key: [UInt8], record: Record)]? {
+        try list(prefix: prefix, limit: limit, bytesMax: limits.replyBytesMax)
+    }
+
+    private func list(prefix: [UInt8], limit: Int, bytesMax: Int) throws(StorageError) -> [(key: [UInt8], record: Record)]? {
         let bound = min(max(limit, 0), limits.listLimitMax)
         var rows: [(key: [UInt8], record: Record)] = []
+        var bytes = 0
         let clock = clockMillis
         let upper = Self.prefixUpperBound(prefix)
         let sql =
@@ -74,11 +85,15 @@ extension KVStateMachine {
             try db.statement(sql).forEachRow(
                 [.blob(prefix), upper.map { .blob($0) } ?? .null, .integer(Int64(bound))], mapError: { $0 }
             ) { row throws(SQLiteError) in
+                guard bytes <= bytesMax else { return }
                 let record = Self.readRecord(row, from: 1)
-                if !record.expired(at: clock) { rows.append((row.blob(at: 0), record)) }
+                guard !record.expired(at: clock) else { return }
+                let key = row.blob(at: 0)
+                bytes += key.count + record.value.count
+                if bytes <= bytesMax { rows.append((key, record)) }
             }
         } catch { throw error.storageError }
-        return rows
+        return bytes <= bytesMax ? rows : nil
     }
 
     /// The smallest byte string greater than every string starting with `prefix`, or nil if none

@@ -16,7 +16,13 @@ extension KVStateMachine {
         case .get(let key): return .value(try visible(key)?.value)
         case .mget(let keys):
             var values: [[UInt8]?] = []
-            for key in keys { values.append(try visible(key)?.value) }
+            var bytes = 0
+            for key in keys {
+                let value = try visible(key)?.value
+                bytes += value?.count ?? 0
+                guard bytes <= limits.replyBytesMax else { return .error(Self.replyTooLarge("MGET", limits.replyBytesMax)) }
+                values.append(value)
+            }
             return .values(values)
         case .exists(let keys): return .integer(Int64(try existingCount(keys)))
         case .strlen(let key): return .integer(Int64(try visible(key)?.value.count ?? 0))
@@ -36,6 +42,11 @@ extension KVStateMachine {
         case .dbsize: return .integer(Int64(keyCount))
         case .echo(let message): return message.map { .value($0) } ?? .status("PONG")
         }
+    }
+
+    /// The refusal of a reply that would carry more than `bytesMax` bytes.
+    public static func replyTooLarge(_ command: String, _ bytesMax: Int) -> KVError {
+        .limitExceeded("\(command) reply would exceed \(bytesMax) bytes (client-reply-bytes-max): ask for fewer keys")
     }
 
     /// `GETRANGE`'s bytes, by Redis's rules: negative offsets count from the end, both ends are
@@ -97,9 +108,14 @@ extension KVStateMachine {
         for watch in watches where (try current(watch.key)?.modIndex ?? 0) != watch.modIndex { return .transaction(nil) }
         var results: [KVResult] = []
         results.reserveCapacity(operations.count)
+        var replyBytes = 0
         for operation in operations {
             switch operation {
-            case .read(let read): results.append(try readApplied(read, nowMillis: clockMillis))
+            case .read(let read):
+                // Reads do not change the state, so refusing one past the reply limit is safe.
+                let result = try readApplied(read, nowMillis: clockMillis)
+                replyBytes += result.valueBytes
+                results.append(replyBytes <= limits.replyBytesMax ? result : .error(Self.replyTooLarge("EXEC", limits.replyBytesMax)))
             case .transaction, .leaseExpire, .leaseCheckpoint, .expireKeys, .sessionRegister, .lockAcquire, .leaseGrant:
                 results.append(.error(.invalid("this command cannot run inside MULTI")))
             default:
@@ -107,5 +123,16 @@ extension KVStateMachine {
             }
         }
         return .transaction(results)
+    }
+}
+
+extension KVResult {
+    /// Bytes of values this result carries (what a reply limit counts).
+    var valueBytes: Int {
+        switch self {
+        case .value(let value): return value?.count ?? 0
+        case .values(let values): return values.reduce(0) { $0 + ($1?.count ?? 0) }
+        default: return 0
+        }
     }
 }

@@ -171,4 +171,31 @@ import Testing
         ]
         for result in results { #expect(try KVResult(decoding: result.encoded()) == result) }
     }
+
+    @Test("MGET, LIST and a transaction's reads are refused past replyBytesMax, before the reply is built")
+    func replyBytesLimit() throws {
+        var limits = KVLimits()
+        limits.replyBytesMax = 100
+        let kv = try KVFixture(limits: limits)
+        _ = try kv.put("big", String(repeating: "v", count: 40))
+        let refused = KVResult.error(KVStateMachine.replyTooLarge("MGET", 100))
+        #expect(try kv.machine.read(.mget([bytes("big"), bytes("big")]), nowMillis: 0) == .values([bytes(String(repeating: "v", count: 40))] + [bytes(String(repeating: "v", count: 40))]))
+        #expect(try kv.machine.read(.mget(Array(repeating: bytes("big"), count: 3)), nowMillis: 0) == refused)
+        #expect(try kv.machine.read(.mget(Array(repeating: bytes("big"), count: 100_000)), nowMillis: 0) == refused)
+
+        _ = try kv.put("big2", String(repeating: "w", count: 40))
+        #expect(try kv.machine.listReply(prefix: bytes("big"), limit: 10)?.count == 2, "3 + 40 + 4 + 40 bytes fit")
+        _ = try kv.put("big3", String(repeating: "x", count: 40))
+        #expect(try kv.machine.listReply(prefix: bytes("big"), limit: 10) == nil)
+        #expect(try kv.machine.list(prefix: bytes("big"), limit: 10).count == 3, "internal listings are not limited")
+
+        let reads: [KVOperation] = [.read(.get(bytes("big"))), .read(.get(bytes("big2"))), .read(.get(bytes("big3")))]
+        let result = try kv.apply(.transaction(operations: reads, watches: []))
+        #expect(
+            result
+                == .transaction([
+                    .value(bytes(String(repeating: "v", count: 40))), .value(bytes(String(repeating: "w", count: 40))),
+                    .error(KVStateMachine.replyTooLarge("EXEC", 100)),
+                ]))
+    }
 }
