@@ -32,6 +32,16 @@ import Testing
         return stat(path, &info) == 0 ? info.st_mode & 0o777 : 0
     }
 
+    /// A plain-text `PING` at `port`: the reply, or nil if none came (a TLS port gives none).
+    static func plainPing(_ port: Int) async throws -> Reply? {
+        try await offload { () -> Reply? in
+            let connection = try RawConnection(port: port, timeout: .seconds(3))
+            defer { connection.close() }
+            _ = connection.send("PING\r\n")
+            return try? connection.readReply()
+        }
+    }
+
     /// Sends each request on a fresh connection (after `prelude`, if any) and returns the replies.
     static func replies(_ port: Int, prelude: String? = nil, _ requests: [String]) async throws -> [Reply] {
         try await offload {
@@ -267,12 +277,7 @@ import Testing
         let wrongCA = try await cluster.kvctl(["--tls", "--cacert", "\(f)/client.pem", "--cert", "\(f)/client.pem", "--key", "\(f)/client.key", "get", "greeting", "--timeout", "2"])
         #expect(wrongCA.status != 0 && wrongCA.stderr.contains("TLS handshake failed"), "\(wrongCA)")
         let port = cluster.node(follower).tlsPort ?? 0
-        let plain = try await offload { () -> Reply? in
-            let connection = try RawConnection(port: port, timeout: .seconds(3))
-            defer { connection.close() }
-            _ = connection.send("PING\r\n")
-            return try? connection.readReply()
-        }
+        let plain = try await Self.plainPing(port)
         #expect(plain != .simple("PONG"), "a plain-text client gets no answer on the TLS port: \(String(describing: plain))")
         // The plain port still works beside it (a migration keeps both).
         #expect(try await cluster.kvctl(["get", "greeting"]).output == "hello")
@@ -325,12 +330,7 @@ import Testing
         let plainKvctl = try await cluster.kvctl(["get", "greeting"])
         #expect(plainKvctl.status == 64 && plainKvctl.stderr.contains("serves clients over TLS only"), "\(plainKvctl)")
         let port = cluster.node(1).tlsPort ?? 0
-        let plain = try await offload { () -> Reply? in
-            let connection = try RawConnection(port: port, timeout: .seconds(3))
-            defer { connection.close() }
-            _ = connection.send("PING\r\n")
-            return try? connection.readReply()
-        }
+        let plain = try await Self.plainPing(port)
         #expect(plain != .simple("PONG"), "\(String(describing: plain))")
 
         // A joiner whose certificate names another host is added but never let in.
