@@ -1,3 +1,4 @@
+import HeapModule
 import KVStore
 import RaftCore
 
@@ -46,6 +47,14 @@ struct PendingRequests {
         var queuedAtMillis: UInt64
     }
 
+    /// A queued waiter's deadline, ordered by it alone (for `lockWaiterDeadlines`).
+    struct LockWaiterDue: Comparable {
+        var deadline: UInt64
+        var key: LockWaiterKey
+
+        static func < (a: LockWaiterDue, b: LockWaiterDue) -> Bool { a.deadline < b.deadline }
+    }
+
     /// What the replies of expired requests say.
     struct TimeoutReplies {
         var write: Reply
@@ -59,10 +68,23 @@ struct PendingRequests {
     private(set) var forwards: [ProposalOrigin: Write] = [:]
     private(set) var reads: [ReadRequestID: Read] = [:]
     private(set) var readyReads: [(index: LogIndex, read: Read)] = []
-    private(set) var lockWaiters: [LockWaiterKey: [Waiter]] = [:]
+    /// Lock waiters by lease, then by lock name: a lease's end takes all of its waiters at once.
+    private var lockWaiters: [UInt64: [[UInt8]: [Waiter]]] = [:]
+    private(set) var lockWaiterCount = 0
+    /// Every queued waiter's deadline, earliest first, so that `expire` touches only the waiters
+    /// that are due, not all of them every tick (100,000 waiters cost the loop milliseconds per
+    /// tick when scanned). Entries of waiters that left earlier are skipped when they come up, and
+    /// dropped all at once when they outnumber the live ones (`compactLockWaiterDeadlines`).
+    private var lockWaiterDeadlines = Heap<LockWaiterDue>()
+    /// Entries in that heap (live waiters and left-over ones), for tests.
+    var lockDeadlineEntries: Int { lockWaiterDeadlines.count }
+
+    /// Most lock waiters `expire` answers in one call; the rest wait for the next (one tick later),
+    /// so that a crowd timing out together does not hold the loop for one long iteration.
+    static let lockTimeoutsPerCallMax = 5_000
 
     /// How many requests wait, of every kind.
-    var count: Int { writes.count + forwards.count + reads.count + readyReads.count + lockWaiters.values.reduce(0) { $0 + $1.count } }
+    var count: Int { writes.count + forwards.count + reads.count + readyReads.count + lockWaiterCount }
 
     // MARK: Writes
 
@@ -133,21 +155,61 @@ struct PendingRequests {
     // MARK: Lock waiters
 
     mutating func addLockWaiter(_ waiter: Waiter, for key: LockWaiterKey) {
-        lockWaiters[key, default: []].append(waiter)
+        lockWaiters[key.leaseID, default: [:]][key.name, default: []].append(waiter)
+        lockWaiterCount += 1
+        lockWaiterDeadlines.insert(LockWaiterDue(deadline: waiter.deadline, key: key))
+        compactLockWaiterDeadlines()
     }
 
     /// The requests waiting for lock `name` on `leaseID`, which was just granted; they leave.
     mutating func takeLockWaiters(name: [UInt8], leaseID: UInt64) -> [Waiter] {
-        lockWaiters.removeValue(forKey: LockWaiterKey(name: name, leaseID: leaseID)) ?? []
+        guard let taken = lockWaiters[leaseID]?.removeValue(forKey: name) else { return [] }
+        if lockWaiters[leaseID]?.isEmpty == true { lockWaiters[leaseID] = nil }
+        lockWaiterCount -= taken.count
+        return taken
     }
 
     /// The requests of lease `leaseID`, which ended, for any lock; they leave.
     mutating func takeLockWaiters(leaseID: UInt64) -> [Waiter] {
-        var taken: [Waiter] = []
-        for key in lockWaiters.keys where key.leaseID == leaseID {
-            taken += lockWaiters.removeValue(forKey: key) ?? []
-        }
+        guard let byName = lockWaiters.removeValue(forKey: leaseID) else { return [] }
+        let taken = byName.values.flatMap { $0 }
+        lockWaiterCount -= taken.count
         return taken
+    }
+
+    /// Answers the lock waiters due at `now`, earliest first, at most `lockTimeoutsPerCallMax`.
+    private mutating func expireLockWaiters(now: UInt64, reply: Reply) {
+        var answered = 0
+        while answered < Self.lockTimeoutsPerCallMax, let due = lockWaiterDeadlines.min, due.deadline <= now {
+            lockWaiterDeadlines.removeMin()
+            let key = due.key
+            guard var waiters = lockWaiters[key.leaseID]?[key.name] else { continue }
+            let before = waiters.count
+            waiters.removeAll { waiter in
+                guard waiter.deadline <= now else { return false }
+                waiter.reply.send(reply)
+                return true
+            }
+            guard waiters.count < before else { continue }
+            answered += before - waiters.count
+            lockWaiterCount -= before - waiters.count
+            lockWaiters[key.leaseID]?[key.name] = waiters.isEmpty ? nil : waiters
+            if lockWaiters[key.leaseID]?.isEmpty == true { lockWaiters[key.leaseID] = nil }
+        }
+    }
+
+    /// Rebuilds the deadline heap from the live waiters once entries of waiters that already
+    /// left (granted, lease ended) outnumber them: memory stays proportional to who waits.
+    private mutating func compactLockWaiterDeadlines() {
+        guard lockWaiterDeadlines.count > 2 * lockWaiterCount + 1024 else { return }
+        var live: [LockWaiterDue] = []
+        live.reserveCapacity(lockWaiterCount)
+        for (leaseID, byName) in lockWaiters {
+            for (name, waiters) in byName {
+                for waiter in waiters { live.append(LockWaiterDue(deadline: waiter.deadline, key: LockWaiterKey(name: name, leaseID: leaseID))) }
+            }
+        }
+        lockWaiterDeadlines = Heap(live)
     }
 
     // MARK: Deadlines and shutdown
@@ -172,11 +234,7 @@ struct PendingRequests {
             entry.read.reply.send(replies.readIndexNotReached)
             return true
         }
-        for (key, waiters) in lockWaiters {
-            let remaining = waiters.filter { $0.deadline > now }
-            for waiter in waiters where waiter.deadline <= now { waiter.reply.send(replies.lock) }
-            lockWaiters[key] = remaining.isEmpty ? nil : remaining
-        }
+        expireLockWaiters(now: now, reply: replies.lock)
     }
 
     /// Answers every request with `reply` (the node is stopping): writes in log order, reads in
@@ -187,7 +245,9 @@ struct PendingRequests {
         for id in reads.keys.sorted(by: { $0.sequence < $1.sequence }) { reads.removeValue(forKey: id)?.reply.send(reply) }
         for entry in readyReads { entry.read.reply.send(reply) }
         readyReads = []
-        for waiters in lockWaiters.values { for waiter in waiters { waiter.reply.send(reply) } }
+        for byName in lockWaiters.values { for waiters in byName.values { for waiter in waiters { waiter.reply.send(reply) } } }
         lockWaiters = [:]
+        lockWaiterCount = 0
+        lockWaiterDeadlines = Heap()
     }
 }

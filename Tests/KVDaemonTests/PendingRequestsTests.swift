@@ -149,4 +149,51 @@ import Testing
         #expect(requests.count == 0)
         #expect(answers.total == 3)
     }
+
+    static func waiter(_ answers: Answers, _ name: String, deadline: UInt64) -> PendingRequests.Waiter {
+        PendingRequests.Waiter(deadline: deadline, reply: answers.responder(name), queuedAtMillis: 0)
+    }
+
+    /// Lock waiters are found by deadline, not by a scan: only the due ones are answered, at most
+    /// `lockTimeoutsPerCallMax` per call (the rest on the next), waiters that left (granted, lease
+    /// ended) are never answered again, and left-over deadlines do not pile up.
+    @Test func lockWaiterDeadlines() {
+        let answers = Answers()
+        var requests = PendingRequests()
+        let crowd = PendingRequests.lockTimeoutsPerCallMax * 2 + 100
+        for i in 0..<crowd {
+            requests.addLockWaiter(
+                Self.waiter(answers, "crowd", deadline: 10 + UInt64(i % 3)),
+                for: PendingRequests.LockWaiterKey(name: [UInt8(i % 7)], leaseID: UInt64(100 + i)))
+        }
+        requests.addLockWaiter(Self.waiter(answers, "granted", deadline: 5), for: PendingRequests.LockWaiterKey(name: [9], leaseID: 1))
+        requests.addLockWaiter(Self.waiter(answers, "ended-a", deadline: 5), for: PendingRequests.LockWaiterKey(name: [8], leaseID: 2))
+        requests.addLockWaiter(Self.waiter(answers, "ended-b", deadline: 50), for: PendingRequests.LockWaiterKey(name: [9], leaseID: 2))
+        requests.addLockWaiter(Self.waiter(answers, "later", deadline: 50), for: PendingRequests.LockWaiterKey(name: [9], leaseID: 3))
+        #expect(requests.takeLockWaiters(name: [9], leaseID: 1).count == 1)
+        #expect(requests.takeLockWaiters(leaseID: 2).count == 2, "a lease's end takes its waiters of every lock")
+        #expect(requests.count == crowd + 1)
+
+        requests.expire(now: 9, replies: Self.timeouts)
+        #expect(answers.total == 0, "nothing due yet; the granted and ended waiters' deadlines are skipped")
+        requests.expire(now: 12, replies: Self.timeouts)
+        #expect(answers["crowd"].count == PendingRequests.lockTimeoutsPerCallMax)
+        requests.expire(now: 12, replies: Self.timeouts)
+        requests.expire(now: 12, replies: Self.timeouts)
+        #expect(answers["crowd"].count == crowd && answers["crowd"].allSatisfy { $0 == .timeout("lock") })
+        #expect(answers["later"].isEmpty && requests.count == 1)
+        requests.expire(now: 50, replies: Self.timeouts)
+        #expect(answers["later"] == [.timeout("lock")])
+        #expect(answers["granted"].isEmpty && answers["ended-a"].isEmpty && answers["ended-b"].isEmpty)
+        #expect(requests.count == 0)
+
+        // Waiters granted before their deadline leave entries behind; they are dropped in bulk.
+        for i in 0..<10_000 {
+            let key = PendingRequests.LockWaiterKey(name: [1], leaseID: UInt64(i))
+            requests.addLockWaiter(Self.waiter(answers, "quick", deadline: 1_000), for: key)
+            _ = requests.takeLockWaiters(name: [1], leaseID: UInt64(i))
+        }
+        #expect(requests.lockDeadlineEntries <= 1_025, "\(requests.lockDeadlineEntries)")
+        #expect(answers["quick"].isEmpty)
+    }
 }
