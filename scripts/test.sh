@@ -17,44 +17,32 @@ set +e
 swift test --no-parallel "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+# The steps after the Swift tests run while everything so far passed; a failing step's status
+# becomes the script's.
+step() { # label, command...
+    local label=$1
+    shift
+    [ "$status" -eq 0 ] || return 0
+    set +e
+    "$@"
+    local step_status=$?
+    set -e
+    if [ "$step_status" -ne 0 ]; then
+        echo "$label: $* failed with status $step_status"
+        status=$step_status
+    fi
+}
 # Then a short fuzz pass (docs/FUZZING.md): each libFuzzer target for 15 s from its committed
 # seeds; a crash, hang or out-of-memory input fails this script and is kept in Fuzz/work/.
-if [ "$status" -eq 0 ]; then
-    set +e
-    scripts/fuzz.sh --short
-    fuzz_status=$?
-    set -e
-    if [ "$fuzz_status" -ne 0 ]; then
-        echo "fuzz: scripts/fuzz.sh --short failed with status $fuzz_status"
-        status=$fuzz_status
-    fi
-fi
+step fuzz scripts/fuzz.sh --short
 # Then the network fault harness against release binaries in network namespaces (needs root;
 # KVD_FAULTS_OPTIONAL=1 lets it skip where namespaces are unavailable; docs/FAULTS.md). Its
 # safety verdicts and negative control are asserted, so its failure fails this script.
-if [ "$status" -eq 0 ]; then
-    set +e
-    scripts/faults.sh --short
-    faults_status=$?
-    set -e
-    if [ "$faults_status" -ne 0 ]; then
-        echo "faults: scripts/faults.sh --short failed with status $faults_status"
-        status=$faults_status
-    fi
-fi
+step faults scripts/faults.sh --short
 # Then the client compatibility checks (docs/REDIS-COMPAT.md): redis-py 8 (RESP3 and RESP2),
 # redis-cli -3 and ruby-redis against the leader and a follower of a local cluster of release
 # binaries. It installs its clients itself; any failed check fails this script.
-if [ "$status" -eq 0 ]; then
-    set +e
-    scripts/client-compat.sh
-    compat_status=$?
-    set -e
-    if [ "$compat_status" -ne 0 ]; then
-        echo "client-compat: scripts/client-compat.sh failed with status $compat_status"
-        status=$compat_status
-    fi
-fi
+step client-compat scripts/client-compat.sh
 # Every test is a Swift Testing test (XCTest reports 0); repeat its count as the plain closing line.
 summary=$(grep -Eo 'Test run with [0-9]+ tests?' "$log" | tail -1 | grep -Eo '[0-9]+' || true)
 if [ "$status" -eq 0 ] && [ -n "$summary" ]; then
