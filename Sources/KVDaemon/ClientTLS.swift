@@ -1,3 +1,4 @@
+import KVProtocol
 import NIOCore
 import NIOSSL
 
@@ -22,9 +23,8 @@ enum ClientTLS {
         let certificatePath = try path(settings.tlsCertFile, "tls-cert-file")
         let keyPath = try path(settings.tlsKeyFile, "tls-key-file")
         do {
-            let chain = try NIOSSLCertificate.fromPEMFile(certificatePath).map { NIOSSLCertificateSource.certificate($0) }
-            let key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
-            var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+            let (chain, key) = try TLSFiles.identity(certificateFile: certificatePath, keyFile: keyPath)
+            var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: key)
             configuration.minimumTLSVersion = .tlsv12
             configuration.shutdownTimeout = shutdownTimeout
             switch settings.tlsClientCertificates {

@@ -1,6 +1,5 @@
 import Logging
 import NIOCore
-import NIOSSL
 import RaftCore
 
 /// The handler at the end of a connection this node dialed: sends our handshake, checks the
@@ -80,8 +79,7 @@ final class PeerOutboundHandler: ChannelInboundHandler {
     /// dials, or nil.
     private func identityProblem(context: ChannelHandlerContext) -> String? {
         guard link.tls != nil else { return nil }
-        let certificate = (try? context.pipeline.syncOperations.nioSSL_peerCertificate()) ?? nil
-        return PeerTLS.identityProblem(certificate, member: link.peer.id, address: link.peer.peer)
+        return PeerTLS.identityProblem(on: context.pipeline, member: link.peer.id, address: link.peer.peer)
     }
 
     /// With a cluster secret: checks the listening side's proof and sends ours. Nil when the

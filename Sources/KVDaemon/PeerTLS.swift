@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import KVProtocol
 import NIOCore
 import NIOSSL
 import RaftCore
@@ -29,8 +30,7 @@ public struct PeerTLS: Sendable {
         let keyPath = UserDirectory.resolve(key, besides: configFile)
         let authoritiesPath = UserDirectory.resolve(authorities, besides: configFile)
         do {
-            let chain = try NIOSSLCertificate.fromPEMFile(certificatePath).map { NIOSSLCertificateSource.certificate($0) }
-            let privateKey = NIOSSLPrivateKeySource.privateKey(try NIOSSLPrivateKey(file: keyPath, format: .pem))
+            let (chain, privateKey) = try TLSFiles.identity(certificateFile: certificatePath, keyFile: keyPath)
             // Names are checked against the membership after the peer handshake, not by NIOSSL
             // against the dialed address: the listening side has no name to check the dialer by.
             var server = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: privateKey)
@@ -54,6 +54,13 @@ public struct PeerTLS: Sendable {
                 file: configFile, line: nil,
                 message: "peer TLS (\(certificatePath), \(keyPath), \(authoritiesPath)): \(error)")
         }
+    }
+
+    /// Why the certificate the other side presented on `pipeline`'s connection cannot speak for
+    /// member `member` at `address`, or nil.
+    static func identityProblem(on pipeline: ChannelPipeline, member: NodeID, address: HostPort) -> String? {
+        let certificate = (try? pipeline.syncOperations.nioSSL_peerCertificate()) ?? nil
+        return identityProblem(certificate, member: member, address: address)
     }
 
     /// Why `certificate` cannot speak for member `member` whose peer address is `address`, or nil

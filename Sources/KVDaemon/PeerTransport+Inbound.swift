@@ -1,7 +1,6 @@
 import Logging
 import Synchronization
 import NIOCore
-import NIOSSL
 public import RaftCore
 
 extension PeerTransport {
@@ -25,8 +24,7 @@ extension PeerTransport {
     /// its handshake names, or nil (docs/SECURITY.md, "TLS between peers").
     func identityProblem(_ handshake: PeerHandshake, _ pipeline: ChannelPipeline) -> String? {
         guard tls != nil, let member = link(handshake.sender) else { return nil }
-        let certificate = (try? pipeline.syncOperations.nioSSL_peerCertificate()) ?? nil
-        return PeerTLS.identityProblem(certificate, member: member.peer.id, address: member.peer.peer)
+        return PeerTLS.identityProblem(on: pipeline, member: member.peer.id, address: member.peer.peer)
     }
 
     /// The refusal a node that is not (or no longer) a member gets; it recognises it and says so.

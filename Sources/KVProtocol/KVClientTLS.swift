@@ -13,10 +13,21 @@ extension KVClient {
         if let caFile { configuration.trustRoots = .file(caFile) }
         configuration.certificateVerification = verifyHostname ? .fullVerification : .noHostnameVerification
         if let certificateFile, let keyFile {
-            configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(certificateFile).map { .certificate($0) }
-            configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))
+            (configuration.certificateChain, configuration.privateKey) = try TLSFiles.identity(
+                certificateFile: certificateFile, keyFile: keyFile)
         }
         return try NIOSSLContext(configuration: configuration)
+    }
+}
+
+/// PEM files of a TLS identity, for clients and for kvd's client and peer listeners.
+public enum TLSFiles {
+    /// The certificate chain in `certificateFile` and the private key in `keyFile`.
+    public static func identity(
+        certificateFile: String, keyFile: String
+    ) throws -> (chain: [NIOSSLCertificateSource], key: NIOSSLPrivateKeySource) {
+        let chain = try NIOSSLCertificate.fromPEMFile(certificateFile).map { NIOSSLCertificateSource.certificate($0) }
+        return (chain, .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem)))
     }
 }
 
