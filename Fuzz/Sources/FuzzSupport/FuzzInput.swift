@@ -34,6 +34,18 @@ public struct FuzzInput {
     }
 }
 
+extension FuzzInput {
+    /// Decodes the stream whole and in `chunks` (`decode(pieces, compact)`, where `compact` asks
+    /// the decoder to compact its buffer between chunks, as selector bit 8 says) and checks that
+    /// both give the same outcome; returns the whole stream's.
+    public func decodedAlike<Outcome: Equatable>(_ decode: ([ArraySlice<UInt8>], Bool) -> Outcome) -> Outcome {
+        let whole = decode([stream[...]], false)
+        let pieces = decode(chunks, selector & 8 != 0)
+        expect(whole == pieces, "whole stream gives \(whole), chunks give \(pieces)")
+        return whole
+    }
+}
+
 /// Stops the fuzzer with a message when an invariant does not hold (libFuzzer records the input
 /// as a crash).
 public func expect(_ condition: Bool, _ message: @autoclosure () -> String) {
