@@ -61,9 +61,6 @@ final class Authenticator: Sendable {
 
     var isEnabled: Bool { enabled.load(ordering: .relaxed) }
 
-    /// The users now.
-    var users: UserDirectory { directory.withLock { $0 } }
-
     /// Changes with every `reload`.
     var generation: UInt64 { generationCounter.load(ordering: .acquiring) }
 
