@@ -105,6 +105,7 @@ func makeClient(_ endpoints: [KVEndpoint], timeout: Duration = .seconds(2)) -> K
 }
 
 /// An endpoint that refuses connections: a port that was just bound and released.
+/// Make it after a test's own servers: a server started later may be given the same port.
 func refusingEndpoint() async throws -> KVEndpoint {
     let server = try await FakeServer.start { _, _ in .reply(.ok) }
     let endpoint = server.endpoint

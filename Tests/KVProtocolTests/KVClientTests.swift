@@ -40,9 +40,9 @@ struct KVClientTests {
 
     @Test("-NOTLEADER unknown and a refused connection both move on to the next endpoint (definite)")
     func nextEndpoint() async throws {
-        let dead = try await refusingEndpoint()
         let leaderless = try await FakeServer.start { _, _ in .reply(.error("NOTLEADER unknown unknown")) }
         let leader = try await FakeServer.start { _, _ in .reply(.ok) }
+        let dead = try await refusingEndpoint()  // after the servers: its freed port cannot become theirs
         let client = makeClient([dead, leaderless.endpoint, leader.endpoint])
         #expect(try await client.request(["SET", "k", "v"], idempotent: false) == .ok)
         #expect(leaderless.requests.count == 1)
